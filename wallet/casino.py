@@ -1,0 +1,184 @@
+"""100HP Game Flow operations: the rules every wallet shares (the Python port of Casino.js).
+
+Implements spec/100hp.md §8.1-§8.6 (auth, balance, withdrawal, deposit, rollback, bonusWin) with the
+duplicate rules of §5.5/§6 (607, 608, 609) and the business logic of §14.2. Inputs arrive validated
+by wallet/hp.py; amounts are Decimals already truncated to cents.
+
+A subclass supplies the storage primitives (the abstract methods): YourCasino keeps them in SQL,
+TestCasino in memory. Every operation runs in one `atomically` call, and follows one lock order:
+the wallet row first, then the txId (DESIGN.md, "Correctness under concurrency").
+"""
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .money import format_hp
+
+# spec/100hp.md §6: errCode -> exact message. The errCode is also the HTTP status.
+MESSAGES = {
+    400: "Validation error",
+    601: "Invalid secret key",
+    603: "Insufficient balance",
+    604: "Session not found",
+    605: "Transaction not found",
+    607: "Transaction already exists",
+    608: "Transaction already refunded",
+    609: "Transaction already settled",
+    702: "Internal Server Error",
+}
+
+WITHDRAWAL, BONUS_WIN = "withdrawal", "bonusWin"
+OPEN, SETTLED, REFUNDED = "open", "settled", "refunded"
+
+
+class CasinoError(Exception):
+    """A 100HP error answer: errCode, its message, and `data` (the rule text for a 400)."""
+
+    def __init__(self, err_code: int, data: str = ""):
+        super().__init__(f"{err_code} {MESSAGES[err_code]} {data}".strip())
+        self.err_code, self.message, self.data = err_code, MESSAGES[err_code], data
+
+
+@dataclass(frozen=True)
+class Wallet:
+    id: int
+    user_id: str   # 100HP userId: the player's id as a string
+    currency: str
+    balance: Decimal
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: str
+    wallet: Wallet  # the wallet in the session's currency
+    user_name: str
+    status: str     # active | blocked
+    type: str       # real | test
+
+
+@dataclass(frozen=True)
+class Bet:
+    tx_id: str
+    kind: str       # withdrawal | bonusWin
+    wallet_id: int
+    session_id: str
+    amount: Decimal
+    status: str     # open | settled | refunded
+    promo_id: str | None = None
+
+
+class Casino(ABC):
+    """One method per Game Flow operation; each returns the success body or raises CasinoError."""
+
+    # ---- storage primitives, supplied by an implementation -------------------------------------
+    @abstractmethod
+    def atomically(self, work, write: bool = True):
+        """Run `work(store)` as one transaction and return its result; on an exception, change nothing."""
+
+    @abstractmethod
+    def find_session(self, store, session_id: str) -> Session | None:
+        """The live (not closed) session, or None."""
+
+    @abstractmethod
+    def lock_wallet(self, store, wallet_id: int) -> Wallet:
+        """The wallet, locked until the transaction ends, with its current balance."""
+
+    @abstractmethod
+    def find_bet(self, store, tx_id: str) -> Bet | None: ...
+
+    @abstractmethod
+    def add_bet(self, store, bet: Bet) -> None: ...
+
+    @abstractmethod
+    def close_bet(self, store, tx_id: str, status: str, win_amount: Decimal | None = None) -> None: ...
+
+    @abstractmethod
+    def move(self, store, wallet: Wallet, amount: Decimal, op: str, tx_id: str) -> Decimal:
+        """Add `amount` (negative: debit) to the locked wallet, append its ledger row; new balance."""
+
+    # ---- Game Flow API ---------------------------------------------------------------------------
+    def auth(self, session_id: str) -> dict:
+        """§8.1. Errors: 604."""
+        session = self.atomically(lambda store: self._session(store, session_id), write=False)
+        return {**_answer(session.wallet, session.wallet.balance), "userName": session.user_name,
+                "status": session.status, "type": session.type}
+
+    def balance(self, session_id: str) -> dict:
+        """§8.2. Errors: 604."""
+        session = self.atomically(lambda store: self._session(store, session_id), write=False)
+        return _answer(session.wallet, session.wallet.balance)
+
+    def withdrawal(self, session_id: str, tx_id: str, amount: Decimal, user_id: str | None = None):
+        """§8.3: debit a bet. Errors: 604, 607, 603."""
+        def work(store):
+            wallet = self.lock_wallet(store, self._session(store, session_id, user_id).wallet.id)
+            if self.find_bet(store, tx_id):
+                raise CasinoError(607)  # 100HP §6: a txId is booked once, whatever happened to it
+            if wallet.balance < amount:
+                raise CasinoError(603)
+            balance = self.move(store, wallet, -amount, WITHDRAWAL, tx_id)
+            self.add_bet(store, Bet(tx_id, WITHDRAWAL, wallet.id, session_id, amount, OPEN))
+            return {**_answer(wallet, balance), "txId": tx_id, "sessionId": session_id}
+        return self.atomically(work)
+
+    def deposit(self, tx_id: str, amount: Decimal, session_id: str | None = None,
+                user_id: str | None = None) -> dict:
+        """§8.4: settle a bet with its win; amount 0 settles a lost round. No session needed (late
+        deposits come from 100HP's resolver, §10). Errors: 605, 608, 609."""
+        def work(store):
+            wallet, bet = self._lock_open_bet(store, tx_id, user_id)
+            balance = self.move(store, wallet, amount, "deposit", tx_id)
+            self.close_bet(store, tx_id, SETTLED, amount)
+            return {**_answer(wallet, balance), "sessionId": session_id or bet.session_id}
+        return self.atomically(work)
+
+    def rollback(self, tx_id: str, session_id: str | None = None, user_id: str | None = None):
+        """§8.5: refund a bet. The amount is the stored withdrawal's, never the request's. No session
+        needed. Errors: 605, 608, 609."""
+        def work(store):
+            wallet, bet = self._lock_open_bet(store, tx_id, user_id)
+            balance = self.move(store, wallet, bet.amount, "rollback", tx_id)
+            self.close_bet(store, tx_id, REFUNDED)
+            return {**_answer(wallet, balance), "sessionId": session_id or bet.session_id}
+        return self.atomically(work)
+
+    def bonus_win(self, session_id: str, tx_id: str, amount: Decimal, promo_id: str,
+                  user_id: str | None = None) -> dict:
+        """§8.6: credit a promo / free-bet win, with no withdrawal before it. Errors: 604, 607."""
+        def work(store):
+            wallet = self.lock_wallet(store, self._session(store, session_id, user_id).wallet.id)
+            if self.find_bet(store, tx_id):
+                raise CasinoError(607)
+            balance = self.move(store, wallet, amount, BONUS_WIN, tx_id)
+            self.add_bet(store, Bet(tx_id, BONUS_WIN, wallet.id, session_id, amount, SETTLED,
+                                    promo_id))
+            return {**_answer(wallet, balance), "sessionId": session_id}
+        return self.atomically(work)
+
+    # ---- shared rules ----------------------------------------------------------------------------
+    def _session(self, store, session_id: str, user_id: str | None = None) -> Session:
+        session = self.find_session(store, session_id)
+        # INFERRED (§14.2): a userId that is not the session's player is no session of theirs.
+        if session is None or (user_id is not None and user_id != session.wallet.user_id):
+            raise CasinoError(604)
+        return session
+
+    def _lock_open_bet(self, store, tx_id: str, user_id: str | None) -> tuple[Wallet, Bet]:
+        """The withdrawal `tx_id` and its wallet, locked, if the bet is still open."""
+        bet = self.find_bet(store, tx_id)
+        if bet is None or bet.kind != WITHDRAWAL:
+            raise CasinoError(605)
+        wallet = self.lock_wallet(store, bet.wallet_id)
+        bet = self.find_bet(store, tx_id)  # again, under the lock: a racing call may have closed it
+        if user_id is not None and user_id != wallet.user_id:
+            raise CasinoError(605)  # INFERRED (§14.2): not this player's transaction
+        if bet.status == REFUNDED:
+            raise CasinoError(608)  # 100HP §5.5: deposit (or rollback) after a rollback
+        if bet.status == SETTLED:
+            raise CasinoError(609)  # 100HP §5.5: rollback (or deposit) after a deposit
+        return wallet, bet
+
+
+def _answer(wallet: Wallet, balance: Decimal) -> dict:
+    """The fields every success body starts with; the balance truncated to cents (§5.3)."""
+    return {"userId": wallet.user_id, "currency": wallet.currency, "balance": format_hp(balance)}

@@ -1,0 +1,116 @@
+"""`flask --app app <command>`: the commands of DESIGN.md ("Commands") and the operator's tools.
+
+init-db, create-player, create-session and demo set up a sandbox; the others are registered by
+the modules that own them (see `register`).
+"""
+import json
+import logging
+import uuid
+from decimal import Decimal, InvalidOperation
+
+import click
+from flask import current_app
+from sqlalchemy import func, select
+
+from . import accounts, db
+
+log = logging.getLogger(__name__)
+
+
+def register(app) -> None:
+    for command in (init_db, create_player, create_session, demo):
+        app.cli.add_command(command)
+
+
+def _engine():
+    return current_app.extensions["engine"]
+
+
+def _echo_json(value) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+@click.command("init-db")
+def init_db():
+    """Create the schema from ddl/<dialect>.sql (safe to run twice)."""
+    engine = _engine()
+    db.init_schema(engine)
+    click.echo(f"schema ready on {engine.url.render_as_string(hide_password=True)}")
+
+
+class DecimalParam(click.ParamType):
+    name = "amount"
+
+    def convert(self, value, param, ctx):
+        try:
+            amount = Decimal(value)
+        except InvalidOperation:
+            self.fail(f"{value!r} is not a decimal amount", param, ctx)
+        if not amount.is_finite() or amount < 0:
+            self.fail("the balance must be a finite amount >= 0", param, ctx)
+        return amount
+
+
+@click.command("create-player")
+@click.option("--name", required=True)
+@click.option("--currency", default="USD", show_default=True)
+@click.option("--balance", type=DecimalParam(), default="0", show_default=True)
+def create_player(name, currency, balance):
+    """A player with one wallet; prints its userId and balance."""
+    user_id = db.transaction(_engine(), lambda conn: accounts.create_player(conn, name, currency,
+                                                                           balance))
+    _echo_json({"userId": str(user_id), "currency": currency, "balance": format(balance, "f")})
+
+
+@click.command("create-session")
+@click.argument("user_id", type=int)
+@click.option("--currency", default=None, help="The 100HP wallet (default: the player's first).")
+def create_session(user_id, currency):
+    """A login token: the 100HP sessionId and the Hash token."""
+    try:
+        token = db.transaction(_engine(), lambda conn: accounts.create_session(conn, user_id, currency))
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    _echo_json({"token": token, "sessionId": token})
+
+
+@click.command("demo")
+def demo():
+    """A demo player with USD and USDT wallets and a session; prints ids and curl examples."""
+    click.echo(demo_text(db.transaction(_engine(), make_demo), current_app.config))
+
+
+def make_demo(conn) -> dict:
+    user_id = accounts.create_player(conn, "demo", "USD", Decimal(1000), player_type="test")
+    accounts.open_wallet(conn, user_id, "USDT", Decimal(1000))
+    return {"userId": str(user_id), "sessionId": accounts.create_session(conn, user_id, "USD")}
+
+
+def seed_demo_if_empty(app) -> None:
+    """Sandbox start-up: on an empty database, seed the demo and log how to use it."""
+    def seed(conn):  # one write transaction: of several workers starting at once, one seeds
+        if conn.execute(select(func.count()).select_from(db.players)).scalar():
+            return None
+        return make_demo(conn)
+    created = db.transaction(app.extensions["engine"], seed)
+    if created:
+        log.info("sandbox seeded\n%s", demo_text(created, app.config))
+
+
+def demo_text(demo_ids: dict, config, base_url="http://127.0.0.1:8000") -> str:
+    secret, session = config["HP_SECRET"], demo_ids["sessionId"]
+    tx = str(uuid.uuid4())
+
+    def curl(path, **fields):
+        body = json.dumps({"secret": secret, **fields})
+        return f"curl -s -X POST {base_url}/100hp/{path} -H 'Content-Type: application/json' -d '{body}'"
+
+    return "\n".join([
+        f"demo player: userId {demo_ids['userId']} (USD 1000, USDT 1000)",
+        f"session (100HP sessionId, Hash token): {session}",
+        "100HP bet -> win, paste in order:",
+        "  " + curl("auth", sessionId=session),
+        "  " + curl("withdrawal", sessionId=session, txId=tx, amount="10.00"),
+        "  " + curl("deposit", txId=tx, amount="25.50"),
+        "Hash requests are encrypted: flask --app app hash-encrypt --help",
+    ])

@@ -1,0 +1,191 @@
+"""Database access: the engine, the tables and the one transaction helper.
+
+The schema's source of truth is `ddl/<dialect>.sql` (applied by `init_schema`); the tables below
+mirror it for SQLAlchemy Core queries, and tests/test_schema.py proves the two agree.
+
+Locking (DESIGN.md, "Correctness under concurrency"): every money operation is one transaction that
+locks the wallet row first. PostgreSQL and MySQL: `SELECT ... FOR UPDATE` under READ COMMITTED, so a
+row re-read after the lock is the latest committed one. SQLite has no row locks: a writing
+transaction starts with `BEGIN IMMEDIATE`, which takes the database write lock up front.
+"""
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData,
+                        Numeric, SmallInteger, String, Table, Text, UniqueConstraint, create_engine,
+                        event, select)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.types import TypeDecorator
+
+DDL_DIR = Path(__file__).resolve().parent.parent / "ddl"
+
+
+class DecimalText(TypeDecorator):
+    """Money on SQLite: exact decimal text, since SQLite's NUMERIC would store a REAL."""
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else format(Decimal(value), "f")
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else Decimal(value)
+
+
+Money = Numeric(24, 6, asdecimal=True).with_variant(DecimalText(), "sqlite")
+Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+
+metadata = MetaData()
+
+players = Table(
+    "players", metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("type", String(16), nullable=False, server_default="real"),
+    Column("created_at", DateTime, nullable=False),
+)
+
+wallets = Table(
+    "wallets", metadata,
+    Column("id", Id, primary_key=True),
+    Column("player_id", BigInteger, ForeignKey("players.id"), nullable=False),
+    Column("currency", String(16), nullable=False),
+    Column("balance", Money, nullable=False),
+    UniqueConstraint("player_id", "currency"),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("token", String(255), primary_key=True),
+    Column("player_id", BigInteger, ForeignKey("players.id"), nullable=False),
+    Column("currency", String(16), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("closed_at", DateTime, nullable=True),
+)
+
+hp_transactions = Table(
+    "hp_transactions", metadata,
+    Column("tx_id", String(50), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("wallet_id", BigInteger, ForeignKey("wallets.id"), nullable=False),
+    Column("session_id", String(255), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("win_amount", Money, nullable=True),
+    Column("promo_id", String(255), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("closed_at", DateTime, nullable=True),
+    Index("hp_transactions_status_created", "status", "created_at"),
+)
+
+hash_orders = Table(
+    "hash_orders", metadata,
+    Column("order_no", String(64), primary_key=True),
+    Column("wallet_id", BigInteger, ForeignKey("wallets.id"), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("debited", Boolean, nullable=False),
+    Column("payout", Money, nullable=True),
+    Column("prize", Money, nullable=True),
+    Column("tax", Money, nullable=True),
+    Column("bonus", Money, nullable=True),
+    Column("entry_key", String(64), nullable=False),
+    Column("round_id", String(64), nullable=False),
+    Column("bet_info", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+ledger = Table(
+    "ledger", metadata,
+    Column("id", Id, primary_key=True),
+    Column("wallet_id", BigInteger, ForeignKey("wallets.id"), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("op", String(16), nullable=False),
+    Column("ref", String(64), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("balance_after", Money, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("provider", "op", "ref"),
+    Index("ledger_wallet", "wallet_id", "id"),
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def make_engine(url: str, sqlite_busy_timeout_ms: int = 30000):
+    """An engine set up for this wallet's locking; see the module docstring."""
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_engine(url, isolation_level="READ COMMITTED", pool_pre_ping=True)
+    engine = create_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
+        for pragma in ("journal_mode=WAL",       # readers never wait for the writer
+                       "synchronous=FULL",       # a committed bet survives a power cut
+                       "foreign_keys=ON",
+                       f"busy_timeout={int(sqlite_busy_timeout_ms)}"):
+            dbapi_conn.execute(f"PRAGMA {pragma}")
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn):
+        # A writer takes the write lock up front, so two writers never both read, then deadlock.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write", True)
+                             else "BEGIN")
+
+    return engine
+
+
+def init_schema(engine) -> None:
+    """Apply ddl/<dialect>.sql; every statement is IF NOT EXISTS, so this is safe to run twice."""
+    dialect = {"postgresql": "postgres", "mariadb": "mysql"}.get(engine.dialect.name,
+                                                                  engine.dialect.name)
+    script = (DDL_DIR / f"{dialect}.sql").read_text()
+    statements = [s for s in script.split(";\n") if _without_comments(s).strip()]
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+
+
+def _without_comments(sql: str) -> str:
+    return "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+
+
+def transaction(engine, work, *, write=True, attempts=4):
+    """Run `work(conn)` in one transaction and return its result; commit, or roll back on error.
+
+    A deadlock, lock timeout or lost unique-key race is retried (up to `attempts` runs in all): on the
+    next run `work` sees the winner's committed row and answers as the duplicate it is.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.connect() as conn:
+                conn.execution_options(write=write)
+                with conn.begin():
+                    return work(conn)
+        except DBAPIError as exc:
+            if attempt == attempts or not _retryable(exc):
+                raise
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)                    # psycopg
+    if sqlstate in ("40001", "40P01", "55P03"):                   # serialization, deadlock, lock
+        return True
+    if orig is not None and orig.args and orig.args[0] in (1205, 1213):  # MySQL lock wait, deadlock
+        return True
+    return "database is locked" in str(orig)                      # SQLite busy past the timeout
+
+
+def lock_wallet(conn, wallet_id):
+    """The wallet row, locked for the rest of the transaction (SQLite: already, by BEGIN IMMEDIATE)."""
+    return conn.execute(select(wallets).where(wallets.c.id == wallet_id).with_for_update()).one()

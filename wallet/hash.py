@@ -1,0 +1,189 @@
+"""Flask blueprint for the Hash Game merchant API (spec/hash.md §3, §5): all four endpoints.
+
+Per request: check the `merchant-id` header (1003), open the `{"x": ...}` envelope (1002), check the
+plaintext's `timestamp` window (1004) and `request_id`, validate the fields (1001), then hand the call
+to wallet/hash_orders.py. Answers are HTTP 200 with `{"code", "msg", "data"}` (§3.7), balances as
+JSON numbers written from the Decimal, never through float. This module never touches SQL.
+
+`request_id` is required but not remembered: every endpoint is idempotent on its own key (token,
+order_no), so a replayed request cannot move money twice (§3.8 warns that retries may reuse it).
+"""
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from decimal import Decimal
+
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from . import hash_orders
+from .hash_crypto import EnvelopeError, decrypt, encrypt
+from .hash_orders import HashError
+from .money import AmountError, parse_hash_amount
+
+bp = Blueprint("hash", __name__, url_prefix="/api/v2")
+log = logging.getLogger(__name__)
+
+
+# ---- the envelope (§3.2, §3.4, §3.8) -------------------------------------------------------------
+def open_envelope() -> dict:
+    config = current_app.config
+    merchant_id = request.headers.get("merchant-id", "")
+    if not hmac.compare_digest(merchant_id.encode(), config["HASH_MERCHANT_ID"].encode()):
+        raise HashError(1003)
+    try:
+        body = json.loads(request.get_data(cache=False))
+    except (ValueError, RecursionError):
+        raise HashError(1001, 'body must be {"x": "<base64>"}') from None
+    if not isinstance(body, dict) or not isinstance(body.get("x"), str):
+        raise HashError(1001, 'body must be {"x": "<base64>"}')
+    try:
+        plain = decrypt(body["x"], config["HASH_SECRET"])
+    except EnvelopeError as exc:
+        raise HashError(1002, str(exc)) from None
+    timestamp = plain.get("timestamp")
+    if type(timestamp) is not int or not 10**12 <= timestamp < 10**13:
+        raise HashError(1001, "timestamp must be 13-digit milliseconds")
+    if abs(time.time() * 1000 - timestamp) > int(config["HASH_TIMESTAMP_WINDOW_MS"]):
+        raise HashError(1004)
+    text(plain, "request_id", max_len=128)
+    return plain
+
+
+# ---- field readers: each returns the value or raises 1001 naming the field -----------------------
+def text(plain, name, *, max_len=255, default=None):
+    value = plain.get(name, default)
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise HashError(1001, f"{name} must be a non-empty string of at most {max_len} characters")
+    return value
+
+
+def user_id(plain) -> int:
+    """Documented as int64, int32 and string on different pages (§11): accept an int or digits."""
+    value = plain.get("user_id")
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
+        value = int(value)
+    if type(value) is not int or not 0 < value < 2**63:
+        raise HashError(1001, "user_id must be a positive int64")
+    return value
+
+
+def round_id(plain) -> str:
+    value = plain.get("round_id")  # int64 or string, by game (§11); stored as text
+    if type(value) is int:
+        value = str(value)
+    return text({"round_id": value}, "round_id", max_len=64)
+
+
+def money(plain, name, *, positive=False) -> Decimal:
+    try:
+        value = parse_hash_amount(plain.get(name))
+    except AmountError as exc:
+        raise HashError(1001, f"{name}: {exc}") from None
+    if positive and value == 0:
+        raise HashError(1001, f"{name} must be greater than 0")
+    return value
+
+
+def bet_info(plain) -> str:
+    """§7.5: a JSON *string* holding a JSON array; stored verbatim."""
+    value = plain.get("bet_info")
+    try:
+        if isinstance(value, str) and isinstance(json.loads(value), list) and len(value) <= 65535:
+            return value
+    except (ValueError, RecursionError):
+        pass
+    raise HashError(1001, "bet_info must be a string holding a JSON array")
+
+
+def status(plain) -> int:
+    value = plain.get("status")
+    if type(value) is not int or value not in range(5):
+        raise HashError(1001, "status must be 0, 1, 2, 3 or 4")
+    return value
+
+
+# ---- endpoints (§5.1-§5.4) -------------------------------------------------------------------------
+def engine():
+    return current_app.extensions["engine"]
+
+
+@bp.post("/user/info")
+def user_info():
+    plain = open_envelope()
+    return success(hash_orders.user_info(engine(), text(plain, "token")))
+
+
+@bp.post("/user/balance")
+def user_balance():
+    plain = open_envelope()
+    return success(hash_orders.user_balance(engine(), text(plain, "token"),
+                                            text(plain, "currency", max_len=16, default="USDT")))
+
+
+@bp.post("/order/add")
+def order_add():
+    plain = open_envelope()
+    return success(hash_orders.add_order(
+        engine(), token=text(plain, "token"), user_id=user_id(plain),
+        order_no=text(plain, "order_no", max_len=64),
+        currency=text(plain, "currency", max_len=16, default="USDT"),  # optional, default USDT
+        amount=money(plain, "amount", positive=True), entry_key=text(plain, "entry_key", max_len=64),
+        round_id=round_id(plain), bet_info=bet_info(plain)))
+
+
+@bp.post("/order/update")
+def order_update():
+    plain = open_envelope()
+    return success(hash_orders.update_order(
+        engine(), user_id=user_id(plain), order_no=text(plain, "order_no", max_len=64),
+        currency=text(plain, "currency", max_len=16), amount=money(plain, "amount", positive=True),
+        status=status(plain), prize=money(plain, "prize"), tax=money(plain, "tax"),
+        bonus=money(plain, "bonus"), bet_info=bet_info(plain),
+        entry_key=text(plain, "entry_key", max_len=64), round_id=round_id(plain),
+        formula=current_app.config["HASH_PAYOUT"]))
+
+
+# ---- answers (§3.7) --------------------------------------------------------------------------------
+def success(data: dict) -> Response:
+    return answer({"code": 0, "msg": "SUCCESS", "data": data})
+
+
+def answer(envelope: dict) -> Response:
+    """HTTP 200 with the envelope as JSON; `{"x": ...}` instead if HASH_ENCRYPT_RESPONSES is on."""
+    config = current_app.config
+    body = dumps(envelope)
+    if config.get("HASH_ENCRYPT_RESPONSES") in (True, "1", "true"):
+        body = dumps({"x": encrypt(body.encode(), config["HASH_SECRET"], config["HASH_IV_MODE"])})
+    return Response(body, status=200, mimetype="application/json")
+
+
+def dumps(value) -> str:
+    """JSON with each Decimal written as a JSON number, digit for digit (Hash amounts are numbers)."""
+    tag = secrets.token_hex(8)  # a fresh marker: no string from a request can forge it
+
+    def number(obj):
+        if isinstance(obj, Decimal):
+            return f"{tag}{obj:f}{tag}"
+        raise TypeError(f"not JSON: {type(obj).__name__}")
+    return re.sub(f'"{tag}(-?[0-9.]+){tag}"', r"\1",
+                  json.dumps(value, default=number, separators=(",", ":")))
+
+
+@bp.errorhandler(HashError)
+def hash_error(exc: HashError):
+    if exc.code in (1002, 1003):
+        log.warning("Hash %s refused: %s", request.path, exc.msg)
+    return answer({"code": exc.code, "msg": exc.msg})
+
+
+def unexpected_error(exc: Exception):
+    """Any other failure under /api/v2, routed here by app.py: never a traceback or an HTML page."""
+    if isinstance(exc, HTTPException):  # unknown path, wrong method, body too large
+        return hash_error(HashError(1001, exc.name))
+    log.exception("Hash %s failed", request.path)
+    return hash_error(HashError(5000))  # the transaction was rolled back
+

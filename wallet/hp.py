@@ -1,0 +1,160 @@
+"""Flask blueprint for the 100HP Game Flow API (spec/100hp.md §4-§8), mounted at /100hp.
+
+Per request: parse the JSON body, validate the fields in the documented order with the documented
+texts (400 `Validation error`, `data` = the rule), check the shared secret (601, constant time), then
+hand the call to the app's Casino. Every answer is JSON; an error's HTTP status equals its errCode
+(§5.6, §6.1). This module never touches SQL.
+"""
+import hmac
+import json
+import logging
+import re
+
+from flask import Blueprint, current_app, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from .casino import CasinoError
+from .money import AmountError, parse_hp_amount
+
+bp = Blueprint("hp", __name__, url_prefix="/100hp")
+log = logging.getLogger(__name__)
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+
+
+# ---- field rules (§8: each endpoint's list of validation texts) ---------------------------------
+def text(name, *, required=True, max_len=None):
+    def check(body):
+        value = body.get(name)
+        if value is None or value == "":
+            if required:
+                raise CasinoError(400, f"{name} must be not empty")
+            return None
+        if not isinstance(value, str):
+            raise CasinoError(400, f"{name} must be a string")
+        if max_len and len(value) > max_len:
+            raise CasinoError(400, f"{name} must be <= {max_len} characters")
+        return value
+    check.field = name
+    return check
+
+
+def tx_id(max_len=None):
+    def check(body):
+        value = body.get("txId")
+        if value is None or value == "":
+            raise CasinoError(400, "txId must be not empty")
+        if max_len and isinstance(value, str) and len(value) > max_len:
+            raise CasinoError(400, f"txId must be <= {max_len} characters")
+        if not isinstance(value, str) or not _UUID.match(value):
+            raise CasinoError(400, "txId must be a UUID")  # any version; the docs use UUID v7
+        return value
+    check.field = "txId"
+    return check
+
+
+def amount(*, allow_zero):
+    rule = "greater than or equal to 0" if allow_zero else "greater than 0"
+
+    def check(body):
+        value = text("amount")(body)  # amounts are JSON strings: a number is "must be a string"
+        try:
+            parsed = parse_hp_amount(value)  # truncated to cents, §5.3
+        except AmountError as exc:
+            if str(exc) == "too large":
+                raise CasinoError(400, "amount must be < 1e18") from None  # ours: the column's limit
+            raise CasinoError(400, f"amount must be {rule}") from None
+        if not allow_zero and parsed == 0:
+            raise CasinoError(400, f"amount must be {rule}")  # INFERRED: "0.001" truncates to 0
+        return parsed
+    check.field = "amount"
+    return check
+
+
+SECRET = text("secret")
+SESSION_ID = text("sessionId", max_len=255)
+OPTIONAL_SESSION_ID = text("sessionId", required=False, max_len=255)
+USER_ID = text("userId", required=False, max_len=255)  # v2.9.1 addition; its rules NOT FOUND
+
+RULES = {
+    "auth": [SECRET, SESSION_ID],
+    "balance": [SECRET, SESSION_ID],
+    "withdrawal": [SECRET, tx_id(), SESSION_ID, amount(allow_zero=False), USER_ID],
+    "deposit": [SECRET, tx_id(50), amount(allow_zero=True), USER_ID, OPTIONAL_SESSION_ID],
+    "rollback": [SECRET, tx_id(50), USER_ID, OPTIONAL_SESSION_ID],
+    "bonusWin": [SECRET, tx_id(), SESSION_ID, amount(allow_zero=False), text("promoId"), USER_ID],
+}
+
+
+def validated(endpoint: str) -> dict:
+    """The request's fields after the endpoint's rules, then the secret check (§14.1 order)."""
+    try:
+        body = json.loads(request.get_data(cache=False))
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or absurdly nested
+        raise CasinoError(400, "body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise CasinoError(400, "body must be a JSON object")
+    fields = {rule.field: rule(body) for rule in RULES[endpoint]}
+    expected = current_app.config["HP_SECRET"].encode()
+    if not hmac.compare_digest(fields["secret"].encode(), expected):  # §5.1, constant time
+        raise CasinoError(601)
+    return fields
+
+
+def casino():
+    return current_app.extensions["casino"]
+
+
+# ---- endpoints (§8.1-§8.6) -----------------------------------------------------------------------
+@bp.post("/auth")
+def auth():
+    return casino().auth(validated("auth")["sessionId"])
+
+
+@bp.post("/balance")
+def balance():
+    return casino().balance(validated("balance")["sessionId"])
+
+
+@bp.post("/withdrawal")
+def withdrawal():
+    f = validated("withdrawal")
+    return casino().withdrawal(f["sessionId"], f["txId"], f["amount"], f["userId"])
+
+
+@bp.post("/deposit")
+def deposit():
+    f = validated("deposit")
+    return casino().deposit(f["txId"], f["amount"], f["sessionId"], f["userId"])
+
+
+@bp.post("/rollback")
+def rollback():
+    f = validated("rollback")
+    return casino().rollback(f["txId"], f["sessionId"], f["userId"])
+
+
+@bp.post("/bonusWin")
+def bonus_win():
+    f = validated("bonusWin")
+    return casino().bonus_win(f["sessionId"], f["txId"], f["amount"], f["promoId"], f["userId"])
+
+
+# ---- errors (§5.6): HTTP status = errCode, body {data, message, errCode} -------------------------
+@bp.errorhandler(CasinoError)
+def casino_error(exc: CasinoError):
+    return error_body(exc.err_code, exc.message, exc.data)
+
+
+def error_body(err_code: int, message: str, data: str = ""):
+    return {"data": data, "message": message, "errCode": err_code}, err_code
+
+
+def unexpected_error(exc: Exception):
+    """Any other failure under /100hp, routed here by app.py: never a traceback or an HTML page."""
+    if isinstance(exc, RequestEntityTooLarge):
+        return casino_error(CasinoError(400, "request body is too large"))
+    if isinstance(exc, HTTPException):  # unknown path, wrong method
+        return error_body(exc.code, exc.name)
+    log.exception("100HP %s failed", request.path)
+    return casino_error(CasinoError(702))  # the transaction was rolled back

@@ -1,0 +1,30 @@
+"""The only code that changes a balance (DESIGN.md, "Money").
+
+`post` moves money on a wallet the caller has locked (db.lock_wallet) and appends the ledger row,
+in the caller's transaction, so the balance and its history commit together or not at all.
+It knows nothing of providers' error codes: it raises InsufficientFunds and lets them translate.
+"""
+from decimal import Decimal
+
+from sqlalchemy import insert, update
+
+from .db import ledger, utcnow, wallets
+
+
+class InsufficientFunds(Exception):
+    """The debit would take the balance below zero."""
+
+
+def post(conn, wallet, amount: Decimal, *, provider: str, op: str, ref: str) -> Decimal:
+    """Add `amount` (negative for a debit) to the locked `wallet` row; return the new balance.
+
+    (provider, op, ref) is unique in the ledger: booking the same operation twice raises
+    IntegrityError and rolls the whole transaction back.
+    """
+    balance = wallet.balance + amount
+    if balance < 0:  # the CHECK (balance >= 0) constraints are the second line of defence
+        raise InsufficientFunds()
+    conn.execute(update(wallets).where(wallets.c.id == wallet.id).values(balance=balance))
+    conn.execute(insert(ledger).values(wallet_id=wallet.id, provider=provider, op=op, ref=ref,
+                                       amount=amount, balance_after=balance, created_at=utcnow()))
+    return balance

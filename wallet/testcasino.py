@@ -1,0 +1,79 @@
+"""TestCasino: the 100HP Casino in memory (the Python port of TestCasino.js).
+
+The storage primitives of wallet/casino.py on plain dicts and one lock: small enough to read in one
+sitting, used by the tests as the model the SQL YourCasino must agree with. Not for production:
+nothing survives a restart.
+"""
+import threading
+import uuid
+from dataclasses import replace
+from decimal import Decimal
+
+from .casino import Bet, Casino, Session, Wallet
+from .ledger import InsufficientFunds
+
+
+class TestCasino(Casino):
+    __test__ = False  # not a pytest test class
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.players = {}   # user_id -> (name, status, type)
+        self.wallets = {}   # wallet_id -> Wallet
+        self.sessions = {}  # session_id -> wallet_id, for live sessions
+        self.bets = {}      # tx_id -> Bet
+        self.ledger = []    # (wallet_id, op, tx_id, amount, balance_after)
+
+    # ---- sandbox set-up ----
+    def add_player(self, name: str, currency: str = "USD", balance: Decimal = Decimal(0)) -> str:
+        user_id = str(len(self.players) + 1)
+        self.players[user_id] = (name, "active", "real")
+        wallet_id = len(self.wallets) + 1
+        self.wallets[wallet_id] = Wallet(wallet_id, user_id, currency, Decimal(balance))
+        return user_id
+
+    def open_session(self, user_id: str) -> str:
+        session_id = str(uuid.uuid4())
+        self.sessions[session_id] = next(w.id for w in self.wallets.values() if w.user_id == user_id)
+        return session_id
+
+    def close_session(self, session_id: str) -> None:
+        self.sessions.pop(session_id, None)
+
+    # ---- storage primitives ----
+    def atomically(self, work, write=True):
+        with self._lock:
+            saved = dict(self.wallets), dict(self.bets), len(self.ledger)
+            try:
+                return work(None)
+            except BaseException:
+                self.wallets, self.bets = dict(saved[0]), dict(saved[1])
+                del self.ledger[saved[2]:]
+                raise
+
+    def find_session(self, _store, session_id):
+        if session_id not in self.sessions:
+            return None
+        wallet = self.wallets[self.sessions[session_id]]
+        name, status, player_type = self.players[wallet.user_id]
+        return Session(session_id, wallet, name, status, player_type)
+
+    def lock_wallet(self, _store, wallet_id):
+        return self.wallets[wallet_id]  # the one lock of `atomically` is held
+
+    def find_bet(self, _store, tx_id):
+        return self.bets.get(tx_id)
+
+    def add_bet(self, _store, bet: Bet):
+        self.bets[bet.tx_id] = bet
+
+    def close_bet(self, _store, tx_id, status, win_amount=None):
+        self.bets[tx_id] = replace(self.bets[tx_id], status=status)
+
+    def move(self, _store, wallet, amount, op, tx_id):
+        balance = self.wallets[wallet.id].balance + amount
+        if balance < 0:
+            raise InsufficientFunds()
+        self.wallets[wallet.id] = replace(wallet, balance=balance)
+        self.ledger.append((wallet.id, op, tx_id, amount, balance))
+        return balance
