@@ -1,0 +1,185 @@
+"""Test fixtures: every database test runs on SQLite, PostgreSQL and MariaDB (real servers).
+
+PostgreSQL and MariaDB are started once per run by tests/dbservers.py when their binaries are
+installed; otherwise their tests are skipped and the run says so in its header and last lines.
+`WALLET_TEST_DATABASES=sqlite` (a comma list) limits a run to some databases.
+"""
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import dbservers  # noqa: E402
+import httpclient  # noqa: E402
+
+from app import create_app  # noqa: E402
+from wallet import accounts, db  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASES = ("sqlite", "postgres", "mariadb")
+HP_SECRET = "test-hp-secret"
+HASH_SECRET = "0123456789abcdef0123456789abcdef"  # spec/hash.md §3.11
+MERCHANT_ID = "1001"
+TEST_CONFIG = {"WALLET_ENV": "test", "HP_SECRET": HP_SECRET, "HASH_SECRET": HASH_SECRET,
+               "HASH_MERCHANT_ID": MERCHANT_ID}
+
+_servers, _skipped, _schemas = {}, {}, {}
+
+
+def _wanted():
+    return [d.strip() for d in os.environ.get("WALLET_TEST_DATABASES", ",".join(DATABASES)).split(",")]
+
+
+def pytest_sessionstart(session):
+    starters = {"postgres": dbservers.start_postgres, "mariadb": dbservers.start_mariadb}
+    for kind, start in starters.items():
+        if kind not in _wanted():
+            _skipped[kind] = "not in WALLET_TEST_DATABASES"
+            continue
+        server, reason = start()
+        if server:
+            _servers[kind] = server
+        else:
+            _skipped[kind] = reason
+
+
+def pytest_sessionfinish(session):
+    for server in _servers.values():
+        server.stop()
+
+
+def pytest_report_header(config):
+    used = ["sqlite"] + sorted(_servers) if "sqlite" in _wanted() else sorted(_servers)
+    lines = [f"databases: {', '.join(used)}"]
+    lines += [f"databases skipped: {kind}: {why}" for kind, why in _skipped.items()]
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter):
+    for kind, why in _skipped.items():
+        terminalreporter.write_line(f"databases skipped: {kind} ({why}); its tests did not run")
+
+
+def fresh_database(kind: str, tmp_path) -> str:
+    """The URL of a new, empty database on `kind`."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / f'wallet-{uuid.uuid4().hex[:8]}.db'}"
+    if kind not in _servers:
+        pytest.skip(f"{kind}: {_skipped.get(kind)}")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    _servers[kind].admin(f"CREATE DATABASE {name}")
+    return _servers[kind].url(name)
+
+
+TABLES_CHILD_FIRST = ("ledger", "hash_orders", "hp_transactions", "sessions", "wallets", "players")
+
+
+def prepare_database(kind, tmp_path) -> str:
+    """A database with the schema and no rows."""
+    if kind not in _wanted():
+        pytest.skip(f"{kind}: not in WALLET_TEST_DATABASES")
+    if kind == "sqlite":
+        url = fresh_database(kind, tmp_path)
+        engine = db.make_engine(url)
+        db.init_schema(engine)
+        engine.dispose()
+        return url
+    if kind not in _schemas:  # one database per server and run, emptied before each test
+        _schemas[kind] = fresh_database(kind, tmp_path)
+        engine = db.make_engine(_schemas[kind])
+        db.init_schema(engine)
+        engine.dispose()
+    engine = sa.create_engine(_schemas[kind])
+    with engine.begin() as conn:
+        for table in TABLES_CHILD_FIRST:
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+    engine.dispose()
+    return _schemas[kind]
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path):
+    """An empty wallet database, on each database in turn."""
+    return prepare_database(request.param, tmp_path)
+
+
+@pytest.fixture
+def app(database_url):
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url})
+    yield app
+    app.extensions["engine"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def new_player(app, balance="1000", currency="USD", extra_currencies=()):
+    """(userId, sessionId) of a new player with `balance` in `currency`."""
+    def work(conn):
+        user_id = accounts.create_player(conn, f"p-{uuid.uuid4().hex[:6]}", currency, Decimal(balance))
+        for other in extra_currencies:
+            accounts.open_wallet(conn, user_id, other, Decimal(balance))
+        return str(user_id), accounts.create_session(conn, user_id, currency)
+    return db.transaction(app.extensions["engine"], work)
+
+
+def ledger_rows(app, user_id):
+    with app.extensions["engine"].connect() as conn:
+        return conn.execute(sa.select(db.ledger).join(db.wallets).where(
+            db.wallets.c.player_id == int(user_id)).order_by(db.ledger.c.id)).all()
+
+
+def balances(app, user_id) -> dict:
+    with app.extensions["engine"].connect() as conn:
+        return {w.currency: w.balance for w in accounts.player_wallets(conn, int(user_id))}
+
+
+def tx() -> str:
+    return str(uuid.uuid4())
+
+
+@contextlib.contextmanager
+def gunicorn(database_url, workers=4, extra_env=None, port=None):
+    """A real `gunicorn app:app` on loopback; yields its base URL."""
+    port = port or dbservers.free_port()
+    env = {**os.environ, **TEST_CONFIG, "DATABASE_URL": database_url, **(extra_env or {})}
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"gunicorn-{port}.log", "w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "app:app", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+         "--graceful-timeout", "5"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpclient.get(base, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"gunicorn did not start:\n{log.read()[-3000:]}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(15)
+        log.seek(0)
+        tracebacks = [line for line in log.read().splitlines() if "Traceback" in line]
+        log.close()
+        assert not tracebacks, f"gunicorn logged tracebacks: see {log.name}"
+
+
+def post_json(base, path, body, headers=None):
+    return httpclient.post(base, path, json.dumps(body).encode(), headers)
