@@ -13,12 +13,13 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from . import accounts, db
+from .audit import audit
 
 log = logging.getLogger(__name__)
 
 
 def register(app) -> None:
-    for command in (init_db, create_player, create_session, demo):
+    for command in (init_db, create_player, create_session, demo, audit_command):
         app.cli.add_command(command)
 
 
@@ -114,3 +115,14 @@ def demo_text(demo_ids: dict, config, base_url="http://127.0.0.1:8000") -> str:
         "  " + curl("deposit", txId=tx, amount="25.50"),
         "Hash requests are encrypted: flask --app app hash-encrypt --help",
     ])
+
+
+@click.command("audit")
+def audit_command():
+    """Check the books (wallet/audit.py); exit status 1 on any mismatch."""
+    problems = audit(_engine())
+    for problem in problems:
+        click.echo(problem)
+    click.echo(f"audit: {len(problems)} problem(s)")
+    if problems:
+        raise SystemExit(1)
