@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS wallets (
 
 -- A login token: the 100HP sessionId and the Hash token.
 CREATE TABLE IF NOT EXISTS sessions (
-    token      VARCHAR(255) PRIMARY KEY,
+    token      VARCHAR(255) NOT NULL PRIMARY KEY,
     player_id  BIGINT      NOT NULL REFERENCES players (id),
     currency   VARCHAR(16) NOT NULL,                         -- the 100HP wallet of this session
     created_at DATETIME    NOT NULL,
@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 
 -- 100HP bets and promo wins. The primary key makes a second booking of a txId impossible (607).
 CREATE TABLE IF NOT EXISTS hp_transactions (
-    tx_id      VARCHAR(50)  PRIMARY KEY,
+    tx_id      VARCHAR(50)  NOT NULL PRIMARY KEY,     -- SQLite: a text key needs NOT NULL
     kind       VARCHAR(16)  NOT NULL CHECK (kind IN ('withdrawal', 'bonusWin')),
     wallet_id  BIGINT       NOT NULL REFERENCES wallets (id),
     session_id VARCHAR(255) NOT NULL,
@@ -45,7 +45,7 @@ CREATE INDEX IF NOT EXISTS hp_transactions_status_created ON hp_transactions (st
 
 -- Hash orders. The primary key makes order_no the idempotency key of order/add and order/update.
 CREATE TABLE IF NOT EXISTS hash_orders (
-    order_no   VARCHAR(64)  PRIMARY KEY,
+    order_no   VARCHAR(64)  NOT NULL PRIMARY KEY,
     wallet_id  BIGINT       NOT NULL REFERENCES wallets (id),
     amount     TEXT         NOT NULL CHECK (CAST(amount AS NUMERIC) >= 0),
     status     SMALLINT     NOT NULL CHECK (status BETWEEN 0 AND 4),  -- Hash §7.1

@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
 from . import accounts, db
@@ -32,6 +33,7 @@ def _echo_json(value) -> None:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db():
     """Create the schema from ddl/<dialect>.sql (safe to run twice)."""
     engine = _engine()
@@ -53,6 +55,7 @@ class DecimalParam(click.ParamType):
 
 
 @click.command("create-player")
+@with_appcontext
 @click.option("--name", required=True)
 @click.option("--currency", default="USD", show_default=True)
 @click.option("--balance", type=DecimalParam(), default="0", show_default=True)
@@ -64,6 +67,7 @@ def create_player(name, currency, balance):
 
 
 @click.command("create-session")
+@with_appcontext
 @click.argument("user_id", type=int)
 @click.option("--currency", default=None, help="The 100HP wallet (default: the player's first).")
 def create_session(user_id, currency):
@@ -76,6 +80,7 @@ def create_session(user_id, currency):
 
 
 @click.command("demo")
+@with_appcontext
 def demo():
     """A demo player with USD and USDT wallets and a session; prints ids and curl examples."""
     click.echo(demo_text(db.transaction(_engine(), make_demo), current_app.config))
@@ -118,6 +123,7 @@ def demo_text(demo_ids: dict, config, base_url="http://127.0.0.1:8000") -> str:
 
 
 @click.command("audit")
+@with_appcontext
 def audit_command():
     """Check the books (wallet/audit.py); exit status 1 on any mismatch."""
     problems = audit(_engine())

@@ -1,0 +1,61 @@
+"""The commands of DESIGN.md ("Commands") and the zero-configuration sandbox start."""
+import json
+import subprocess
+import sys
+
+from conftest import HP_SECRET, ROOT, gunicorn, post_json
+
+from app import create_app
+
+
+def test_create_player_and_session(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["create-player", "--name", "ann", "--currency", "EUR",
+                                 "--balance", "12.5"])
+    player = json.loads(result.output)
+    assert player["userId"].isdigit() and player["balance"] == "12.5" and player["currency"] == "EUR"
+    session = json.loads(runner.invoke(args=["create-session", player["userId"]]).output)
+    assert session["token"] == session["sessionId"]
+    answer = app.test_client().post("/100hp/auth", json={"secret": HP_SECRET,
+                                                         "sessionId": session["sessionId"]})
+    assert answer.get_json()["balance"] == "12.50" and answer.get_json()["currency"] == "EUR"
+    missing = runner.invoke(args=["create-session", player["userId"], "--currency", "USD"])
+    assert missing.exit_code != 0 and "no USD wallet" in missing.output
+    bad = runner.invoke(args=["create-player", "--name", "x", "--balance", "-1"])
+    assert bad.exit_code != 0
+
+
+def test_demo_prints_working_ids(app):
+    output = app.test_cli_runner().invoke(args=["demo"]).output
+    session = output.split("session (100HP sessionId, Hash token): ")[1].split()[0]
+    answer = app.test_client().post("/100hp/auth", json={"secret": HP_SECRET, "sessionId": session})
+    assert answer.status_code == 200 and answer.get_json()["balance"] == "1000.00"
+
+
+def test_sandbox_starts_with_zero_configuration(tmp_path):
+    """`gunicorn app:app` in an empty folder-like setting: schema created, demo seeded and logged,
+    and the logged curl commands work when pasted."""
+    url = f"sqlite:///{tmp_path}/wallet.db"
+    with gunicorn(url, workers=2, extra_env={"WALLET_ENV": "sandbox", "HP_SECRET": "hp-sandbox-secret"}
+                  ) as base:
+        log = open(f"/tmp/gunicorn-{base.rsplit(':', 1)[1]}.log").read()
+        commands = [line.strip() for line in log.splitlines() if line.strip().startswith("curl ")]
+        assert len(commands) == 3 and log.count("sandbox seeded") == 1  # once, whatever the workers
+        outputs = [json.loads(subprocess.run(c.replace("http://127.0.0.1:8000", base), shell=True,
+                                             capture_output=True, text=True, check=True).stdout)
+                   for c in commands]
+        assert outputs[0]["balance"] == "1000.00"
+        assert outputs[1]["balance"] == "990.00"
+        assert outputs[2]["balance"] == "1015.50"
+        assert post_json(base, "/100hp/auth", {"secret": "x", "sessionId": "y"})[0] == 601
+
+
+def test_production_refuses_sandbox_secrets():
+    result = subprocess.run([sys.executable, "-c", "import app; app.app"], cwd=ROOT, capture_output=True,
+                            text=True, env={"WALLET_ENV": "production", "PATH": "/usr/bin:/bin"})
+    assert result.returncode != 0 and "set HP_SECRET" in result.stderr
+
+
+def test_healthz_reports_the_database(tmp_path):
+    app = create_app({"WALLET_ENV": "test", "DATABASE_URL": f"sqlite:///{tmp_path}/missing/x.db"})
+    assert app.test_client().get("/healthz").status_code == 503
