@@ -5,6 +5,8 @@ the modules that own them (see `register`).
 """
 import json
 import logging
+import shlex
+import time
 import uuid
 from decimal import Decimal, InvalidOperation
 
@@ -15,12 +17,13 @@ from sqlalchemy import func, select
 
 from . import accounts, db
 from .audit import audit
+from .hash_crypto import encrypt
 
 log = logging.getLogger(__name__)
 
 
 def register(app) -> None:
-    for command in (init_db, create_player, create_session, demo, audit_command):
+    for command in (init_db, create_player, create_session, demo, audit_command, hash_encrypt):
         app.cli.add_command(command)
 
 
@@ -132,3 +135,26 @@ def audit_command():
     click.echo(f"audit: {len(problems)} problem(s)")
     if problems:
         raise SystemExit(1)
+
+
+@click.command("hash-encrypt")
+@with_appcontext
+@click.argument("plaintext")
+@click.option("--path", default="/api/v2/user/info", show_default=True,
+              help="The merchant endpoint, for the curl line.")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
+def hash_encrypt(plaintext, path, url):
+    """Encrypt a Hash request by hand: PLAINTEXT is its JSON; `timestamp` and `request_id` are
+    added when missing. Prints the body and a curl line for this wallet's settings."""
+    try:
+        fields = json.loads(plaintext)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}") from None
+    fields.setdefault("timestamp", int(time.time() * 1000))
+    fields.setdefault("request_id", uuid.uuid4().hex)
+    config = current_app.config
+    body = json.dumps({"x": encrypt(json.dumps(fields, separators=(",", ":")).encode(),
+                                    config["HASH_SECRET"], config["HASH_IV_MODE"])})
+    click.echo(body)
+    click.echo(f"curl -s -X POST {url}{path} -H 'Content-Type: application/json' "
+               f"-H 'merchant-id: {config['HASH_MERCHANT_ID']}' -d {shlex.quote(body)}")

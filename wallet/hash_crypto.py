@@ -23,9 +23,10 @@ class EnvelopeError(ValueError):
     """`x` is not Base64, not AES under our key, or not a JSON object inside."""
 
 
-def encrypt(payload: bytes, secret: str, iv_mode: str = "prefix") -> str:
+def encrypt(payload: bytes, secret: str, iv_mode: str = "prefix", iv: bytes | None = None) -> str:
+    """`x` for `payload`. A fixed `iv` (prefix mode) is for test vectors only: reusing one leaks data."""
     key = secret.encode()
-    iv = os.urandom(BLOCK) if iv_mode == "prefix" else key[:BLOCK]
+    iv = (iv or os.urandom(BLOCK)) if iv_mode == "prefix" else key[:BLOCK]
     sealed = AES.new(key, AES.MODE_CBC, iv).encrypt(pad(payload, BLOCK))  # PKCS7
     return base64.b64encode((iv if iv_mode == "prefix" else b"") + sealed).decode("ascii")
 
