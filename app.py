@@ -11,7 +11,7 @@ from flask import Flask, request
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from wallet import cli, db, hp
+from wallet import cli, db, hash_reconcile, hp
 from wallet import hash as hash_api
 from wallet.your_casino import YourCasino
 
@@ -57,6 +57,7 @@ def create_app(config=None, casino=None) -> Flask:
     app.register_blueprint(hp.bp)
     app.register_blueprint(hash_api.bp)
     cli.register(app)
+    app.cli.add_command(hash_reconcile.hash_reconcile)  # optional: delete with its module
 
     @app.errorhandler(Exception)
     def protocol_error(exc):
