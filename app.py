@@ -11,7 +11,7 @@ from flask import Flask, request
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from wallet import cli, db, hash_reconcile, hp
+from wallet import cli, db, guard, hash_reconcile, hp
 from wallet import hash as hash_api
 from wallet.your_casino import YourCasino
 
@@ -26,6 +26,11 @@ SANDBOX_DEFAULTS = {
     "HASH_PAYOUT": "prize+bonus",
     "WALLET_ENV": "sandbox",
     "MAX_BODY_BYTES": "65536",
+    "HP_ALLOWED_IPS": "",
+    "HASH_ALLOWED_IPS": "",
+    "PROXY_COUNT": "0",
+    "HASH_ENCRYPT_RESPONSES": "0",
+    "WALLET_ALLOW_SQLITE": "0",
 }
 SECRETS = ("HP_SECRET", "HASH_SECRET")
 
@@ -37,10 +42,15 @@ def load_config(overrides=None) -> dict:
         for name in SECRETS:
             if config[name] == SANDBOX_DEFAULTS[name]:
                 raise RuntimeError(f"WALLET_ENV=production: set {name}; the sandbox default is public")
+        if config["DATABASE_URL"].startswith("sqlite") and config["WALLET_ALLOW_SQLITE"] != "1":
+            raise RuntimeError("WALLET_ENV=production: set DATABASE_URL to PostgreSQL or MySQL "
+                               "(or WALLET_ALLOW_SQLITE=1 for a single-host wallet)")
     if len(config["HASH_SECRET"]) != 32:
         raise RuntimeError("HASH_SECRET must be 32 characters: it is the AES-256 key (Hash §3.3)")
     if config["HASH_IV_MODE"] not in ("prefix", "key16"):
         raise RuntimeError("HASH_IV_MODE must be prefix or key16")
+    config["HP_ALLOWED_NETWORKS"] = guard.parse_networks(config["HP_ALLOWED_IPS"])
+    config["HASH_ALLOWED_NETWORKS"] = guard.parse_networks(config["HASH_ALLOWED_IPS"])
     return config
 
 
@@ -54,6 +64,7 @@ def create_app(config=None, casino=None) -> Flask:
     engine = db.make_engine(app.config["DATABASE_URL"])
     app.extensions["engine"] = engine
     app.extensions["casino"] = casino or YourCasino(engine)
+    guard.install(app)
     app.register_blueprint(hp.bp)
     app.register_blueprint(hash_api.bp)
     cli.register(app)

@@ -34,14 +34,14 @@ def audit(engine) -> list[str]:
             totals[row.wallet_id] += row.amount
             running[row.wallet_id] += row.amount
             if row.balance_after != running[row.wallet_id]:
-                problems.append(f"ledger row {row.id}: balance_after {row.balance_after} but the "
-                                f"rows before it sum to {running[row.wallet_id]}")
+                problems.append(f"ledger row {row.id}: balance_after {_amount(row.balance_after)} but "
+                                f"the rows before it sum to {_amount(running[row.wallet_id])}")
                 running[row.wallet_id] = row.balance_after  # report each break once
             refs[row.provider, row.ref][row.op] = row.amount
         for wallet in conn.execute(select(wallets)):
             if wallet.balance != totals[wallet.id]:
-                problems.append(f"wallet {wallet.id}: balance {wallet.balance} but its ledger "
-                                f"sums to {totals[wallet.id]}")
+                problems.append(f"wallet {wallet.id}: balance {_amount(wallet.balance)} but its "
+                                f"ledger sums to {_amount(totals[wallet.id])}")
         for bet in conn.execution_options(yield_per=10000).execute(select(hp_transactions)):
             ops = refs.pop(("100hp", bet.tx_id), {})
             expected = HP_EXPECTED.get((bet.kind, bet.status), {})
@@ -69,4 +69,8 @@ def audit(engine) -> list[str]:
 
 
 def _fmt(ops: dict) -> str:
-    return ", ".join(f"{op} {amount}" for op, amount in sorted(ops.items())) or "nothing"
+    return ", ".join(f"{op} {_amount(amount)}" for op, amount in sorted(ops.items())) or "nothing"
+
+
+def _amount(value) -> str:
+    return "None" if value is None else format(value.normalize(), "f")  # 90.000000 -> 90

@@ -155,6 +155,17 @@ class Casino(ABC):
             return {**_answer(wallet, balance), "sessionId": session_id}
         return self.atomically(work)
 
+    def expire(self, tx_id: str) -> Decimal:
+        """§8.3 recommendation: refund a withdrawal that got neither deposit nor rollback within
+        2 weeks (the casino's own rollback). A later deposit or rollback then answers 608.
+        Errors: 605, 608, 609 (a deposit or rollback got there first)."""
+        def work(store):
+            wallet, bet = self._lock_open_bet(store, tx_id, None)
+            balance = self.move(store, wallet, bet.amount, "expire", tx_id)
+            self.close_bet(store, tx_id, REFUNDED)
+            return balance
+        return self.atomically(work)
+
     # ---- shared rules ----------------------------------------------------------------------------
     def _session(self, store, session_id: str, user_id: str | None = None) -> Session:
         session = self.find_session(store, session_id)

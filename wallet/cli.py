@@ -1,13 +1,16 @@
-"""`flask --app app <command>`: the commands of DESIGN.md ("Commands") and the operator's tools.
+"""`flask --app app <command>`: the commands of DESIGN.md ("Commands").
 
-init-db, create-player, create-session and demo set up a sandbox; the others are registered by
-the modules that own them (see `register`).
+Sandbox: init-db, create-player, create-session, demo, hash-encrypt.
+Operator: audit (wallet/audit.py), expire-withdrawals (spec/100hp.md §8.3).
+(hash-reconcile is registered by app.py from wallet/hash_reconcile.py.)
 """
 import json
 import logging
+import re
 import shlex
 import time
 import uuid
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 import click
@@ -17,13 +20,15 @@ from sqlalchemy import func, select
 
 from . import accounts, db
 from .audit import audit
+from .casino import CasinoError
 from .hash_crypto import encrypt
 
 log = logging.getLogger(__name__)
 
 
 def register(app) -> None:
-    for command in (init_db, create_player, create_session, demo, audit_command, hash_encrypt):
+    for command in (init_db, create_player, create_session, demo, hash_encrypt, audit_command,
+                    expire_withdrawals):
         app.cli.add_command(command)
 
 
@@ -158,3 +163,34 @@ def hash_encrypt(plaintext, path, url):
     click.echo(body)
     click.echo(f"curl -s -X POST {url}{path} -H 'Content-Type: application/json' "
                f"-H 'merchant-id: {config['HASH_MERCHANT_ID']}' -d {shlex.quote(body)}")
+
+
+_DURATION = re.compile(r"(\d+)([dhm])\Z")
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _DURATION.match(text)
+    if not match:
+        raise click.BadParameter("use a number and d, h or m, e.g. 14d")
+    unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+@click.command("expire-withdrawals")
+@with_appcontext
+@click.option("--older-than", default="14d", show_default=True, callback=lambda c, p, v: parse_duration(v),
+              help="100HP recommends 2 weeks (changelog 2.4.0).")
+def expire_withdrawals(older_than):
+    """Refund 100HP withdrawals that got neither deposit nor rollback in time. Safe from cron while
+    traffic flows: each refund is one locked transaction, and a bet settled meanwhile is left alone."""
+    casino = current_app.extensions["casino"]
+    refunded = 0
+    for tx_id in casino.open_withdrawals(db.utcnow() - older_than):
+        try:
+            balance = casino.expire(tx_id)
+        except CasinoError as exc:  # settled or refunded since we listed it
+            click.echo(f"{tx_id}: left alone ({exc.err_code} {exc.message})")
+            continue
+        refunded += 1
+        click.echo(f"{tx_id}: refunded, balance {balance:f}")
+    click.echo(f"expire-withdrawals: {refunded} refunded")

@@ -16,10 +16,11 @@ import secrets
 import time
 from decimal import Decimal
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from . import hash_orders
+from .guard import address_allowed, note_reference
 from .hash_crypto import EnvelopeError, decrypt, encrypt
 from .hash_orders import HashError
 from .money import AmountError, parse_hash_amount
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 # ---- the envelope (§3.2, §3.4, §3.8) -------------------------------------------------------------
 def open_envelope() -> dict:
     config = current_app.config
+    if not address_allowed(config["HASH_ALLOWED_NETWORKS"], int(config["PROXY_COUNT"])):
+        raise HashError(1003)  # the provider's auth error; the log line says why
     merchant_id = request.headers.get("merchant-id", "")
     if not hmac.compare_digest(merchant_id.encode(), config["HASH_MERCHANT_ID"].encode()):
         raise HashError(1003)
@@ -44,6 +47,7 @@ def open_envelope() -> dict:
         plain = decrypt(body["x"], config["HASH_SECRET"])
     except EnvelopeError as exc:
         raise HashError(1002, str(exc)) from None
+    note_reference(plain.get("order_no"))
     timestamp = plain.get("timestamp")
     if type(timestamp) is not int or not 10**12 <= timestamp < 10**13:
         raise HashError(1001, "timestamp must be 13-digit milliseconds")
@@ -155,6 +159,7 @@ def success(data: dict) -> Response:
 def answer(envelope: dict) -> Response:
     """HTTP 200 with the envelope as JSON; `{"x": ...}` instead if HASH_ENCRYPT_RESPONSES is on."""
     config = current_app.config
+    g.result = envelope["code"]
     body = dumps(envelope)
     if config.get("HASH_ENCRYPT_RESPONSES") in (True, "1", "true"):
         body = dumps({"x": encrypt(body.encode(), config["HASH_SECRET"], config["HASH_IV_MODE"])})

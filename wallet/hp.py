@@ -14,6 +14,7 @@ from flask import Blueprint, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .casino import CasinoError
+from .guard import address_allowed, note_reference
 from .money import AmountError, parse_hp_amount
 
 bp = Blueprint("hp", __name__, url_prefix="/100hp")
@@ -94,6 +95,7 @@ def validated(endpoint: str) -> dict:
         raise CasinoError(400, "body must be a JSON object") from None
     if not isinstance(body, dict):
         raise CasinoError(400, "body must be a JSON object")
+    note_reference(body.get("txId"))
     fields = {rule.field: rule(body) for rule in RULES[endpoint]}
     expected = current_app.config["HP_SECRET"].encode()
     if not hmac.compare_digest(fields["secret"].encode(), expected):  # §5.1, constant time
@@ -103,6 +105,13 @@ def validated(endpoint: str) -> dict:
 
 def casino():
     return current_app.extensions["casino"]
+
+
+@bp.before_request
+def allowed_address():
+    if not address_allowed(current_app.config["HP_ALLOWED_NETWORKS"],
+                           int(current_app.config["PROXY_COUNT"])):
+        raise CasinoError(601)  # the provider's auth error; the log line says why
 
 
 # ---- endpoints (§8.1-§8.6) -----------------------------------------------------------------------

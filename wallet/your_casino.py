@@ -7,7 +7,7 @@ queries are here, and every balance change goes through wallet/ledger.py.
 from sqlalchemy import and_, insert, select, update
 
 from . import db, ledger
-from .casino import Bet, Casino, Session, Wallet
+from .casino import OPEN, WITHDRAWAL, Bet, Casino, Session, Wallet
 from .db import hp_transactions, players, sessions, utcnow, wallets
 
 
@@ -48,6 +48,15 @@ class YourCasino(Casino):
     def close_bet(self, conn, tx_id, status, win_amount=None):
         conn.execute(update(hp_transactions).where(hp_transactions.c.tx_id == tx_id)
                      .values(status=status, win_amount=win_amount, closed_at=utcnow()))
+
+    def open_withdrawals(self, created_before) -> list[str]:
+        """txIds of withdrawals still open that were booked before `created_before` (for expire)."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                select(hp_transactions.c.tx_id).where(
+                    hp_transactions.c.status == OPEN, hp_transactions.c.kind == WITHDRAWAL,
+                    hp_transactions.c.created_at < created_before)
+                .order_by(hp_transactions.c.created_at)).scalars())
 
     def move(self, conn, wallet, amount, op, tx_id):
         return ledger.post(conn, wallet, amount, provider="100hp", op=op, ref=tx_id)

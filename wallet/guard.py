@@ -1,0 +1,72 @@
+"""What every provider call passes through: the client address behind trusted proxies, the optional
+per-provider IP allow-lists (100HP: spec/100hp.md §3 "IP whitelisting"; Hash: spec/hash.md §2), a
+request id echoed in `X-Request-Id`, and one log line per call.
+
+The log line holds method, path, txId / order_no, result code and duration; never a secret, a token
+or decrypted plaintext.
+"""
+import ipaddress
+import logging
+import re
+import time
+import uuid
+
+from flask import g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+log = logging.getLogger("wallet.calls")
+_SAFE = re.compile(r"[\w.:-]{1,64}\Z")
+
+
+def parse_networks(text: str) -> list:
+    """`HP_ALLOWED_IPS` / `HASH_ALLOWED_IPS`: comma-separated addresses or CIDR ranges; empty = any."""
+    try:
+        return [ipaddress.ip_network(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise RuntimeError(f"bad IP allow-list {text!r}: {exc}") from None
+
+
+def address_allowed(networks: list, proxies: int) -> bool:
+    """Whether the client address is in `networks`. Behind `proxies` proxies the address is the one
+    our outermost proxy saw (ProxyFix); a request that did not come through them all is refused."""
+    if not networks:
+        return True
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    hops = len([hop for hop in forwarded.split(",") if hop.strip()])
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    allowed = hops >= proxies and any(address in network for network in networks)
+    if not allowed:
+        log.warning("refused %s %s from %s: not in the allow-list", request.method, request.path,
+                    request.remote_addr)
+    return allowed
+
+
+def note_reference(value) -> None:
+    """Remember the call's txId / order_no for its log line (only if it is a plain token)."""
+    if isinstance(value, str) and _SAFE.match(value):
+        g.reference = value
+
+
+def install(app) -> None:
+    proxies = int(app.config["PROXY_COUNT"])
+    if proxies:  # trust exactly that many X-Forwarded-For hops, set by our own proxies, no more
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+
+    @app.before_request
+    def start():
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if _SAFE.match(incoming) else uuid.uuid4().hex
+
+    @app.after_request
+    def finish(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        if request.path.startswith(("/100hp/", "/api/v2/")):
+            log.info("%s %s ref=%s result=%s %.1fms id=%s", request.method, request.path,
+                     g.get("reference", "-"), g.get("result", response.status_code),
+                     (time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
+                     g.get("request_id"))
+        return response
