@@ -158,7 +158,8 @@ def gunicorn(database_url, workers=4, extra_env=None, port=None, allow_errors=Fa
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"gunicorn-{port}.log", "w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "app:app", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-         "--graceful-timeout", "5"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+         "--graceful-timeout", "5", "--pid", f"{log.name}.pid"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

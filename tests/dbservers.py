@@ -10,6 +10,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -27,10 +28,21 @@ def free_port() -> int:
 
 
 class Server:
-    """A running server: `url(database)` for SQLAlchemy, `stop()` to end it."""
+    """A running server: `url(database)` for SQLAlchemy, `stop()` to end it, `start()` to bring it
+    back on the same data and port (for the fault tests)."""
 
-    def __init__(self, kind, base_url, process=None, datadir=None):
-        self.kind, self.base_url, self.process, self.datadir = kind, base_url, process, datadir
+    def __init__(self, kind, base_url, argv=None, datadir=None):
+        self.kind, self.base_url, self.argv, self.datadir = kind, base_url, argv, datadir
+        self.user = SERVICE_USER[kind] if os.geteuid() == 0 else None
+        self.process = None
+        if argv:
+            self.start()
+
+    def start(self):
+        log_path = os.path.join(self.datadir, "server.log")
+        self.process = subprocess.Popen(self.argv, stdout=open(log_path, "a"), stderr=subprocess.STDOUT,
+                                        user=self.user, group=self.user)
+        _wait_ready(self, log_path)
 
     def url(self, database: str) -> str:
         return f"{self.base_url}/{database}"
@@ -42,21 +54,16 @@ class Server:
             conn.exec_driver_sql(sql)
         engine.dispose()
 
-    def stop(self) -> None:
+    def stop(self, remove=True) -> None:
         if self.process:
-            self.process.terminate()
+            # PostgreSQL: SIGINT is the "fast" shutdown that closes client connections
+            self.process.send_signal(signal.SIGINT if self.kind == "postgres" else signal.SIGTERM)
             try:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        if self.datadir:
+        if remove and self.datadir:
             shutil.rmtree(self.datadir, ignore_errors=True)
-
-
-def _as_service_user(kind, argv):
-    if os.geteuid() != 0:
-        return argv
-    return ["runuser", "-u", SERVICE_USER[kind], "--", *argv]
 
 
 def _prepare_datadir(kind) -> str:
@@ -67,7 +74,7 @@ def _prepare_datadir(kind) -> str:
     return datadir
 
 
-def _wait_ready(server: Server, log_path: str, seconds=60) -> Server:
+def _wait_ready(server, log_path: str, seconds=60):
     deadline = time.monotonic() + seconds
     while True:
         try:
@@ -76,7 +83,7 @@ def _wait_ready(server: Server, log_path: str, seconds=60) -> Server:
         except sa.exc.OperationalError:
             if server.process.poll() is not None or time.monotonic() > deadline:
                 log = open(log_path).read()[-2000:]
-                server.stop()
+                server.process.kill()
                 raise RuntimeError(f"{server.kind} did not start:\n{log}")
             time.sleep(0.2)
 
@@ -90,18 +97,14 @@ def start_postgres():
         return None, "PostgreSQL not installed (apt-get install postgresql)"
     bindir = os.path.dirname(bins[-1])
     datadir, port = _prepare_datadir("postgres"), free_port()
-    pgdata, log_path = os.path.join(datadir, "data"), os.path.join(datadir, "server.log")
-    subprocess.run(_as_service_user("postgres", [f"{bindir}/initdb", "-D", pgdata, "-U", "wallet",
-                                                 "--auth=trust", "-E", "UTF8"]),
-                   check=True, capture_output=True)
+    pgdata = os.path.join(datadir, "data")
+    user = SERVICE_USER["postgres"] if os.geteuid() == 0 else None
+    subprocess.run([f"{bindir}/initdb", "-D", pgdata, "-U", "wallet", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True, user=user, group=user)
     # fsync off: a test server's data is thrown away anyway; the benchmark uses real durability
-    process = subprocess.Popen(
-        _as_service_user("postgres", [f"{bindir}/postgres", "-D", pgdata, "-p", str(port), "-k",
-                                      datadir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                                      "-c", "max_connections=300"]),
-        stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-    server = Server("postgres", f"postgresql+psycopg://wallet@127.0.0.1:{port}", process, datadir)
-    return _wait_ready(server, log_path), None
+    argv = [f"{bindir}/postgres", "-D", pgdata, "-p", str(port), "-k", datadir,
+            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=300"]
+    return Server("postgres", f"postgresql+psycopg://wallet@127.0.0.1:{port}", argv, datadir), None
 
 
 def start_mariadb():
@@ -113,14 +116,11 @@ def start_mariadb():
     if not (mariadbd and install):
         return None, "MariaDB not installed (apt-get install mariadb-server)"
     datadir, port = _prepare_datadir("mariadb"), free_port()
-    data, log_path = os.path.join(datadir, "data"), os.path.join(datadir, "server.log")
-    user = ["--user=" + SERVICE_USER["mariadb"]] if os.geteuid() == 0 else []
+    data = os.path.join(datadir, "data")
+    user = SERVICE_USER["mariadb"] if os.geteuid() == 0 else None
     subprocess.run([install, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
-                    "--skip-test-db", *user], check=True, capture_output=True)
-    process = subprocess.Popen(
-        [mariadbd, "--no-defaults", f"--datadir={data}", f"--port={port}", "--bind-address=127.0.0.1",
-         f"--socket={datadir}/mysqld.sock", "--skip-log-bin", "--max-connections=300",
-         "--innodb-flush-log-at-trx-commit=2", "--innodb-lock-wait-timeout=10", *user],
-        stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-    server = Server("mariadb", f"mysql+pymysql://root@127.0.0.1:{port}", process, datadir)
-    return _wait_ready(server, log_path), None
+                    "--skip-test-db"], check=True, capture_output=True, user=user, group=user)
+    argv = [mariadbd, "--no-defaults", f"--datadir={data}", f"--port={port}", "--bind-address=127.0.0.1",
+            f"--socket={datadir}/mysqld.sock", "--skip-log-bin", "--max-connections=300",
+            "--innodb-flush-log-at-trx-commit=2", "--innodb-lock-wait-timeout=10"]
+    return Server("mariadb", f"mysql+pymysql://root@127.0.0.1:{port}", argv, datadir), None
