@@ -11,6 +11,7 @@ from flask import Flask, request
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from conformance.cli import conformance
 from wallet import cli, db, guard, hash_reconcile, hp
 from wallet import hash as hash_api
 from wallet.your_casino import YourCasino
@@ -69,6 +70,7 @@ def create_app(config=None, casino=None) -> Flask:
     app.register_blueprint(hash_api.bp)
     cli.register(app)
     app.cli.add_command(hash_reconcile.hash_reconcile)  # optional: delete with its module
+    app.cli.add_command(conformance)                    # optional: delete with conformance/
 
     @app.errorhandler(Exception)
     def protocol_error(exc):
