@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from conformance.cli import conformance
-from wallet import cli, db, guard, hash_reconcile, hp
+from wallet import cli, db, guard, hash_reconcile, hp, launch
 from wallet import hash as hash_api
 from wallet.your_casino import YourCasino
 
@@ -32,6 +32,8 @@ SANDBOX_DEFAULTS = {
     "PROXY_COUNT": "0",
     "HASH_ENCRYPT_RESPONSES": "0",
     "WALLET_ALLOW_SQLITE": "0",
+    "HP_API_URL": "",
+    "HASH_LAUNCH_URL": "",
 }
 SECRETS = ("HP_SECRET", "HASH_SECRET")
 
@@ -71,6 +73,8 @@ def create_app(config=None, casino=None) -> Flask:
     cli.register(app)
     app.cli.add_command(hash_reconcile.hash_reconcile)  # optional: delete with its module
     app.cli.add_command(conformance)                    # optional: delete with conformance/
+    for command in (launch.launch, launch.games):        # optional: delete with launch.py, *_client.py
+        app.cli.add_command(command)
 
     @app.errorhandler(Exception)
     def protocol_error(exc):

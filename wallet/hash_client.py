@@ -14,9 +14,19 @@ import uuid
 import urllib.error
 import urllib.request
 from decimal import Decimal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from .hash_crypto import EnvelopeError, decrypt, encrypt
+
+
+def launch_url(base_url: str, merchant_id: str, entry: str, currency: str, token: str, lang: str = "en",
+               home_url: str | None = None, theme: str | None = None) -> str:
+    """§4: the iframe URL the merchant builds for a player; every value URL-encoded (a token's
+    `+`, `/` and `=` included). `theme` is dark or light; `home_url` is where an expired login goes."""
+    params = {"merchant_id": merchant_id, "entry": entry, "currency": currency, "token": token,
+              "lang": lang, "home_url": home_url, "theme": theme}
+    query = urlencode({k: v for k, v in params.items() if v is not None}, quote_via=quote)
+    return f"{base_url}?{query}"
 
 
 class HashServiceError(Exception):
