@@ -88,8 +88,9 @@ def _wait_ready(server, log_path: str, seconds=60):
             time.sleep(0.2)
 
 
-def start_postgres():
-    """A PostgreSQL server, or None (with the reason) if its binaries are not installed."""
+def start_postgres(durable=False):
+    """A PostgreSQL server, or None (with the reason) if its binaries are not installed.
+    `durable` keeps PostgreSQL's default commit durability (the benchmark); tests turn fsync off."""
     if os.environ.get("WALLET_TEST_POSTGRES_URL"):
         return Server("postgres", os.environ["WALLET_TEST_POSTGRES_URL"].rstrip("/")), None
     bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
@@ -103,12 +104,14 @@ def start_postgres():
                    check=True, capture_output=True, user=user, group=user)
     # fsync off: a test server's data is thrown away anyway; the benchmark uses real durability
     argv = [f"{bindir}/postgres", "-D", pgdata, "-p", str(port), "-k", datadir,
-            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=300"]
+            "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300",
+            *([] if durable else ["-c", "fsync=off"])]
     return Server("postgres", f"postgresql+psycopg://wallet@127.0.0.1:{port}", argv, datadir), None
 
 
-def start_mariadb():
-    """A MariaDB server, or None (with the reason) if its binaries are not installed."""
+def start_mariadb(durable=False):
+    """A MariaDB server, or None (with the reason) if its binaries are not installed.
+    `durable` keeps InnoDB's default flush at every commit (the benchmark)."""
     if os.environ.get("WALLET_TEST_MYSQL_URL"):
         return Server("mariadb", os.environ["WALLET_TEST_MYSQL_URL"].rstrip("/")), None
     mariadbd, install = shutil.which("mariadbd", path="/usr/sbin:/usr/bin"), shutil.which(
@@ -122,5 +125,5 @@ def start_mariadb():
                     "--skip-test-db"], check=True, capture_output=True, user=user, group=user)
     argv = [mariadbd, "--no-defaults", f"--datadir={data}", f"--port={port}", "--bind-address=127.0.0.1",
             f"--socket={datadir}/mysqld.sock", "--skip-log-bin", "--max-connections=300",
-            "--innodb-flush-log-at-trx-commit=2", "--innodb-lock-wait-timeout=10"]
+            "--innodb-lock-wait-timeout=10", f"--innodb-flush-log-at-trx-commit={1 if durable else 2}"]
     return Server("mariadb", f"mysql+pymysql://root@127.0.0.1:{port}", argv, datadir), None

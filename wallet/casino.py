@@ -76,8 +76,9 @@ class Casino(ABC):
         """Run `work(store)` as one transaction and return its result; on an exception, change nothing."""
 
     @abstractmethod
-    def find_session(self, store, session_id: str) -> Session | None:
-        """The live (not closed) session, or None."""
+    def find_session(self, store, session_id: str, lock: bool = False) -> Session | None:
+        """The live (not closed) session, or None. With `lock`, its wallet is locked as by
+        lock_wallet, in the same query (a bet's first lock: the wallet, before the txId)."""
 
     @abstractmethod
     def lock_wallet(self, store, wallet_id: int) -> Wallet:
@@ -111,7 +112,7 @@ class Casino(ABC):
     def withdrawal(self, session_id: str, tx_id: str, amount: Decimal, user_id: str | None = None):
         """§8.3: debit a bet. Errors: 604, 607, 603."""
         def work(store):
-            wallet = self.lock_wallet(store, self._session(store, session_id, user_id).wallet.id)
+            wallet = self._session(store, session_id, user_id, lock=True).wallet
             if self.find_bet(store, tx_id):
                 raise CasinoError(607)  # 100HP §6: a txId is booked once, whatever happened to it
             if wallet.balance < amount:
@@ -146,7 +147,7 @@ class Casino(ABC):
                   user_id: str | None = None) -> dict:
         """§8.6: credit a promo / free-bet win, with no withdrawal before it. Errors: 604, 607."""
         def work(store):
-            wallet = self.lock_wallet(store, self._session(store, session_id, user_id).wallet.id)
+            wallet = self._session(store, session_id, user_id, lock=True).wallet
             if self.find_bet(store, tx_id):
                 raise CasinoError(607)
             balance = self.move(store, wallet, amount, BONUS_WIN, tx_id)
@@ -167,8 +168,8 @@ class Casino(ABC):
         return self.atomically(work)
 
     # ---- shared rules ----------------------------------------------------------------------------
-    def _session(self, store, session_id: str, user_id: str | None = None) -> Session:
-        session = self.find_session(store, session_id)
+    def _session(self, store, session_id: str, user_id: str | None = None, lock=False) -> Session:
+        session = self.find_session(store, session_id, lock)
         # INFERRED (§14.2): a userId that is not the session's player is no session of theirs.
         if session is None or (user_id is not None and user_id != session.wallet.user_id):
             raise CasinoError(604)

@@ -8,11 +8,13 @@ locks the wallet row first. PostgreSQL and MySQL: `SELECT ... FOR UPDATE` under 
 row re-read after the lock is the latest committed one. SQLite has no row locks: a writing
 transaction starts with `BEGIN IMMEDIATE`, which takes the database write lock up front.
 """
+import contextlib
+import fcntl
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData,
+from sqlalchemy import (BigInteger, bindparam, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData,
                         Numeric, SmallInteger, String, Table, Text, UniqueConstraint, create_engine,
                         event, select)
 from sqlalchemy.engine import make_url
@@ -121,16 +123,19 @@ def utcnow() -> datetime:
 def make_engine(url: str, sqlite_busy_timeout_ms: int = 30000):
     """An engine set up for this wallet's locking; see the module docstring."""
     if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, isolation_level="READ COMMITTED", pool_pre_ping=True)
+        # No pool_pre_ping (a round trip per call): a connection found dead is retried instead.
+        return create_engine(url, isolation_level="READ COMMITTED")
     engine = create_engine(url)
+    database = make_url(url).database
+    engine.writer_queue = f"{database}.lock" if database and database != ":memory:" else None
 
     @event.listens_for(engine, "connect")
     def _sqlite_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
-        for pragma in ("journal_mode=WAL",       # readers never wait for the writer
+        for pragma in (f"busy_timeout={int(sqlite_busy_timeout_ms)}",
+                       "journal_mode=WAL",       # readers never wait for the writer
                        "synchronous=FULL",       # a committed bet survives a power cut
-                       "foreign_keys=ON",
-                       f"busy_timeout={int(sqlite_busy_timeout_ms)}"):
+                       "foreign_keys=ON"):
             dbapi_conn.execute(f"PRAGMA {pragma}")
 
     @event.listens_for(engine, "begin")
@@ -160,18 +165,40 @@ def _without_comments(sql: str) -> str:
 def transaction(engine, work, *, write=True, attempts=4):
     """Run `work(conn)` in one transaction and return its result; commit, or roll back on error.
 
-    A deadlock, lock timeout or lost unique-key race is retried (up to `attempts` runs in all): on the
-    next run `work` sees the winner's committed row and answers as the duplicate it is.
+    Retried (up to `attempts` runs in all) when `work` fails on a deadlock, a lock timeout, a lost
+    unique-key race (the next run sees the winner's row and answers as the duplicate it is) or a
+    connection found dead (the pool reconnects). A failure of the COMMIT itself is never retried:
+    the commit may have happened, and only a fresh look can tell.
     """
     for attempt in range(1, attempts + 1):
-        try:
-            with engine.connect() as conn:
-                conn.execution_options(write=write)
-                with conn.begin():
-                    return work(conn)
-        except DBAPIError as exc:
-            if attempt == attempts or not _retryable(exc):
+        with engine.connect() as conn, _writers_queue(engine, write):
+            conn.execution_options(write=write)
+            try:
+                conn.begin()
+                result = work(conn)
+            except DBAPIError as exc:
+                conn.rollback()
+                if attempt < attempts and (exc.connection_invalidated or _retryable(exc)):
+                    continue
                 raise
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+            return result
+
+
+@contextlib.contextmanager
+def _writers_queue(engine, write: bool):
+    """SQLite: writers wait their turn on a file lock, woken by the kernel the moment it is free,
+    instead of SQLite's busy handler, which polls with sleeps of up to 100 ms (the p99 killer)."""
+    path = getattr(engine, "writer_queue", None)
+    if not (write and path):
+        yield
+        return
+    with open(path, "a") as lock:  # a file of its own per call: excludes threads and processes
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock, after COMMIT or ROLLBACK
 
 
 def _retryable(exc: DBAPIError) -> bool:
@@ -186,6 +213,9 @@ def _retryable(exc: DBAPIError) -> bool:
     return "database is locked" in str(orig)                      # SQLite busy past the timeout
 
 
+LOCK_WALLET = select(wallets).where(wallets.c.id == bindparam("wallet_id")).with_for_update()
+
+
 def lock_wallet(conn, wallet_id):
     """The wallet row, locked for the rest of the transaction (SQLite: already, by BEGIN IMMEDIATE)."""
-    return conn.execute(select(wallets).where(wallets.c.id == wallet_id).with_for_update()).one()
+    return conn.execute(LOCK_WALLET, {"wallet_id": wallet_id}).one()

@@ -6,9 +6,13 @@ It knows nothing of providers' error codes: it raises InsufficientFunds and lets
 """
 from decimal import Decimal
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 
 from .db import ledger, utcnow, wallets
+
+SET_BALANCE = update(wallets).where(wallets.c.id == bindparam("wallet")).values(
+    balance=bindparam("new_balance"))
+APPEND = insert(ledger)
 
 
 class InsufficientFunds(Exception):
@@ -24,7 +28,7 @@ def post(conn, wallet, amount: Decimal, *, provider: str, op: str, ref: str) -> 
     balance = wallet.balance + amount
     if balance < 0:  # the CHECK (balance >= 0) constraints are the second line of defence
         raise InsufficientFunds()
-    conn.execute(update(wallets).where(wallets.c.id == wallet.id).values(balance=balance))
-    conn.execute(insert(ledger).values(wallet_id=wallet.id, provider=provider, op=op, ref=ref,
-                                       amount=amount, balance_after=balance, created_at=utcnow()))
+    conn.execute(SET_BALANCE, {"wallet": wallet.id, "new_balance": balance})
+    conn.execute(APPEND, {"wallet_id": wallet.id, "provider": provider, "op": op, "ref": ref,
+                          "amount": amount, "balance_after": balance, "created_at": utcnow()})
     return balance

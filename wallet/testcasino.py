@@ -51,7 +51,7 @@ class TestCasino(Casino):
                 del self.ledger[saved[2]:]
                 raise
 
-    def find_session(self, _store, session_id):
+    def find_session(self, _store, session_id, lock=False):  # the one lock is held already
         if session_id not in self.sessions:
             return None
         wallet = self.wallets[self.sessions[session_id]]

@@ -1,0 +1,227 @@
+"""The benchmark: how fast is a wallet call, against the floor of the stack and the raw driver.
+
+    python bench/run.py [--databases sqlite,postgres,mariadb] [--connections 1,16,64]
+                        [--workloads hot,spread] [--duration 3] [--filled 0]
+
+For each database (PostgreSQL and MariaDB started as throwaway servers with their default commit
+durability; SQLite in WAL with synchronous=FULL) it starts `gunicorn app:app` and the raw-driver
+reference (bench/raw_app.py) with the same settings, drives them with wrk (bench/wallet.lua), prints
+one table (requests/s, p50/p99 latency, ratio to the floor measured in the same run, errors), and
+then checks the books with the audit: speed is never bought with correctness.
+`--filled N` first books N ledger rows (with their bets), to show throughput does not fall as the
+ledger grows.
+"""
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+import dbservers  # noqa: E402
+from sqlalchemy import insert  # noqa: E402
+
+from wallet import accounts, db  # noqa: E402
+from wallet.audit import audit  # noqa: E402
+from wallet.hash import dumps  # noqa: E402
+from wallet.hash_crypto import encrypt  # noqa: E402
+
+HP_SECRET, HASH_SECRET, MERCHANT = "bench-hp-secret", "bench-hash-secret-0123456789abcd", "1001"
+WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
+GUNICORN = ["-w", str(WORKERS), "-k", os.environ.get("BENCH_WORKER_CLASS", "sync"),
+            "--threads", os.environ.get("BENCH_THREADS", "1")]
+CALLS = [  # (name, server, wrk mode)
+    ("floor (Flask JSON)", "raw", "floor"),
+    ("100HP balance", "wallet", "balance"),
+    ("100HP withdrawal", "wallet", "withdrawal"),
+    ("100HP withdrawal, raw driver", "raw", "withdrawal"),
+    ("100HP withdrawal+deposit", "wallet", "deposit-round"),
+    ("100HP withdrawal+rollback", "wallet", "rollback-round"),
+    ("Hash order/add", "wallet", "hash-add"),
+    ("Hash order/add+update", "wallet", "hash-round"),
+]
+
+
+def players(engine, count) -> list:
+    """`count` players with USD and USDT wallets and a session each: [(user_id, token)]."""
+    def work(conn):
+        made = []
+        for i in range(count):
+            user_id = accounts.create_player(conn, f"bench{i}", "USD", Decimal(10**12))
+            accounts.open_wallet(conn, user_id, "USDT", Decimal(10**12))
+            made.append((user_id, accounts.create_session(conn, user_id, "USD")))
+        return made
+    return db.transaction(engine, work)
+
+
+def fill(engine, rows: int) -> None:
+    """Book `rows` ledger rows on a filler wallet: settled bets, each a withdrawal and a deposit."""
+    (user_id, _), = players(engine, 1)
+    with engine.connect() as conn:
+        wallet = accounts.player_wallets(conn, user_id)[0]
+    top, now, batch = Decimal(10**12), db.utcnow(), 20000
+    for start in range(0, rows // 2, batch // 2):
+        bets, ledger = [], []
+        for i in range(start, min(start + batch // 2, rows // 2)):
+            tx = str(uuid.UUID(int=i + 1))
+            bets.append({"tx_id": tx, "kind": "withdrawal", "wallet_id": wallet.id, "session_id": "fill",
+                         "amount": 1, "status": "settled", "win_amount": 1, "promo_id": None,
+                         "created_at": now, "closed_at": now})
+            ledger += [{"wallet_id": wallet.id, "provider": "100hp", "op": "withdrawal", "ref": tx,
+                        "amount": -1, "balance_after": top - 1, "created_at": now},
+                       {"wallet_id": wallet.id, "provider": "100hp", "op": "deposit", "ref": tx,
+                        "amount": 1, "balance_after": top, "created_at": now}]
+        with engine.begin() as conn:
+            conn.execute(insert(db.hp_transactions), bets)
+            conn.execute(insert(db.ledger), ledger)
+
+
+def hash_lines(path, sessions, count, mode) -> None:
+    """Encrypted Hash requests, one per line: adds, or adds with the update of the add 256 lines back."""
+    now = int(time.time() * 1000)
+    with open(path, "w") as out:
+        opened = []
+        for i in range(count):
+            user_id, token = sessions[i % len(sessions)]
+            order = uuid.uuid4().hex
+            plain = {"timestamp": now, "request_id": order, "token": token, "user_id": user_id,
+                     "order_no": order, "username": "bench", "entry_key": "pc28-1", "round_id": i,
+                     "currency": "USDT", "amount": Decimal(1), "bet_info": "[]"}
+            out.write(_line("/api/v2/order/add", plain))
+            opened.append(plain)
+            if mode == "hash-round" and len(opened) > 256:
+                bet = opened.pop(0)
+                update = {**{k: bet[k] for k in ("timestamp", "order_no", "username", "entry_key", "bet_info")},
+                          "request_id": uuid.uuid4().hex, "user_id": str(bet["user_id"]), "round_id": "1",
+                          "amount": Decimal(1), "currency": "USDT", "status": 1, "prize": Decimal("1.5"),
+                          "tax": 0, "bonus": 0, "bet_time": now, "is_win": True}
+                out.write(_line("/api/v2/order/update", update))
+
+
+def _line(path, plain) -> str:
+    return f"{path}\t{json.dumps({'x': encrypt(dumps(plain).encode(), HASH_SECRET)})}\n"
+
+
+@contextlib.contextmanager
+def server(target, url, port, ready_path):
+    env = {**os.environ, "DATABASE_URL": url, "HP_SECRET": HP_SECRET, "HASH_SECRET": HASH_SECRET,
+           "HASH_MERCHANT_ID": MERCHANT, "WALLET_ENV": "bench", "HASH_TIMESTAMP_WINDOW_MS": "3600000"}
+    log = open(f"/tmp/bench-{target}-{port}.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", target, *GUNICORN, "-b",
+                                f"127.0.0.1:{port}", "--log-level", "warning"],
+                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(300):
+        if subprocess.run(["curl", "-sf", f"http://127.0.0.1:{port}{ready_path}"],
+                          capture_output=True).returncode == 0:
+            break
+        time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError(f"{target} did not start: see {log.name}")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def wrk(base, mode, connections, duration, env) -> dict:
+    lines_mode = mode.startswith("hash")
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "10s",
+               "-s", str(ROOT / "bench" / "wallet.lua"), base]
+    run_env = {**os.environ, **env, "BENCH_MODE": "lines" if lines_mode else mode,
+               "BENCH_SECRET": HP_SECRET, "BENCH_MERCHANT": MERCHANT}
+    done = subprocess.run(command, env=run_env, capture_output=True, text=True)
+    if done.returncode or "BENCH " not in done.stdout:
+        raise RuntimeError(f"wrk failed: {done.stdout[-500:]} {done.stderr[-500:]}")
+    result = json.loads(done.stdout.split("BENCH ", 1)[1])
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def bench_database(kind, args, tmp) -> list:
+    started = None
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp}/bench.db"
+    else:
+        started, reason = {"postgres": dbservers.start_postgres,
+                           "mariadb": dbservers.start_mariadb}[kind](durable=True)
+        if started is None:
+            print(f"{kind}: skipped ({reason})")
+            return []
+        started.admin("CREATE DATABASE bench")
+        url = started.url("bench")
+    try:
+        engine = db.make_engine(url)
+        db.init_schema(engine)
+        if args.filled:
+            fill(engine, args.filled)
+        groups = {"hot": players(engine, 1), "spread": players(engine, 1000)}
+        rows = []
+        with server("app:app", url, dbservers.free_port(), "/healthz") as wallet, \
+                server("bench.raw_app:app", url, dbservers.free_port(), "/floor") as raw:
+            for workload in args.workloads:
+                sessions_file = Path(tmp) / f"sessions-{workload}.txt"
+                sessions_file.write_text("\n".join(t for _, t in groups[workload]) + "\n")
+                for connections in args.connections:
+                    floor = None
+                    for name, target, mode in CALLS:
+                        env = {"BENCH_SESSIONS": str(sessions_file)}
+                        if mode.startswith("hash"):
+                            env["BENCH_LINES"] = f"{tmp}/{mode}.txt"
+                            hash_lines(env["BENCH_LINES"], groups[workload],
+                                       int(args.duration * 3000) + 1000, mode)
+                        result = wrk(wallet if target == "wallet" else raw, mode, connections,
+                                     args.duration, env)
+                        floor = floor or result["rps"]
+                        rows.append((kind, workload, connections, name, result, result["rps"] / floor))
+                        print_row(rows[-1], flush=True)
+        problems = audit(engine)
+        print(f"{kind}: books {'ok' if not problems else 'WRONG: ' + '; '.join(problems[:5])}", flush=True)
+        engine.dispose()
+        return rows
+    finally:
+        if started:
+            started.stop()
+
+
+HEADER = f"{'database':9} {'workload':8} {'conns':>5}  {'call':30} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'x floor':>8} {'errors':>7}"
+
+
+def print_row(row, flush=False):
+    kind, workload, connections, name, r, ratio = row
+    errors = r["status_errors"] + r["socket_errors"]
+    print(f"{kind:9} {workload:8} {connections:>5}  {name:30} {r['rps']:8.0f} {r['p50_us'] / 1000:7.1f} "
+          f"{r['p99_us'] / 1000:7.1f} {ratio:8.2f} {errors:7d}", flush=flush)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--databases", default="sqlite,postgres,mariadb")
+    parser.add_argument("--connections", default="1,16,64")
+    parser.add_argument("--workloads", default="hot,spread")
+    parser.add_argument("--duration", type=float, default=3)
+    parser.add_argument("--filled", type=int, default=0, help="ledger rows to book first")
+    args = parser.parse_args()
+    args.connections = [int(c) for c in args.connections.split(",")]
+    args.workloads = args.workloads.split(",")
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: apt-get install wrk")
+    print(f"gunicorn {' '.join(GUNICORN)}; wrk -t1, {args.duration:g} s a run; "
+          f"{args.filled} ledger rows booked first")
+    print(HEADER, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in args.databases.split(","):
+            bench_database(kind, args, tmp)
+
+
+if __name__ == "__main__":
+    main()

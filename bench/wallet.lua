@@ -1,0 +1,81 @@
+-- wrk script for bench/run.py. BENCH_MODE picks the traffic:
+--   floor            GET /floor
+--   balance          100HP /balance
+--   withdrawal       100HP /withdrawal, a fresh txId each time
+--   deposit-round    withdrawal, and every other request a deposit of a bet opened 256 bets earlier
+--   rollback-round   the same with rollbacks
+--   lines            one request per line of BENCH_LINES ("path<TAB>body"): the Hash bodies, which
+--                    are AES-encrypted and so made by the runner in Python
+-- Sessions (hot: one, spread: many) come from BENCH_SESSIONS, one per line.
+local mode = os.getenv("BENCH_MODE")
+local secret = os.getenv("BENCH_SECRET") or ""
+local json_headers = {["Content-Type"] = "application/json"}
+local hash_headers = {["Content-Type"] = "application/json", ["merchant-id"] = os.getenv("BENCH_MERCHANT") or ""}
+local sessions, lines, open_bets = {}, {}, {}
+local first_open, last_open, n = 1, 0, 0
+local LAG = 256
+
+local function seed()
+  local f = io.open("/dev/urandom", "rb")
+  local a, b, c, d = f:read(4):byte(1, 4)
+  f:close()
+  math.randomseed(((a * 256 + b) * 256 + c) * 256 + d)
+end
+
+local function uuid()
+  return (string.gsub("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx", "[xy]", function(c)
+    return string.format("%x", c == "x" and math.random(0, 15) or math.random(8, 11))
+  end))
+end
+
+init = function(args)
+  seed()
+  if os.getenv("BENCH_SESSIONS") then
+    for line in io.lines(os.getenv("BENCH_SESSIONS")) do sessions[#sessions + 1] = line end
+  end
+  if mode == "lines" then
+    for line in io.lines(os.getenv("BENCH_LINES")) do lines[#lines + 1] = line end
+  end
+end
+
+local function post(path, body)
+  return wrk.format("POST", path, json_headers, body)
+end
+
+request = function()
+  n = n + 1
+  if mode == "floor" then return wrk.format("GET", "/floor") end
+  if mode == "lines" then
+    local line = lines[(n - 1) % #lines + 1]
+    local tab = line:find("\t")
+    return wrk.format("POST", line:sub(1, tab - 1), hash_headers, line:sub(tab + 1))
+  end
+  local session = sessions[n % #sessions + 1]
+  if mode == "balance" then
+    return post("/100hp/balance", '{"secret":"' .. secret .. '","sessionId":"' .. session .. '"}')
+  end
+  if mode ~= "withdrawal" and n % 2 == 0 and last_open - first_open >= LAG then
+    local tx = open_bets[first_open]
+    open_bets[first_open] = nil
+    first_open = first_open + 1
+    if mode == "deposit-round" then
+      return post("/100hp/deposit", '{"secret":"' .. secret .. '","txId":"' .. tx .. '","amount":"1.50"}')
+    end
+    return post("/100hp/rollback", '{"secret":"' .. secret .. '","txId":"' .. tx .. '"}')
+  end
+  local tx = uuid()
+  if mode ~= "withdrawal" then
+    last_open = last_open + 1
+    open_bets[last_open] = tx
+  end
+  return post("/100hp/withdrawal", '{"secret":"' .. secret .. '","sessionId":"' .. session ..
+              '","txId":"' .. tx .. '","amount":"1.00"}')
+end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BENCH {"requests":%d,"duration_us":%d,"status_errors":%d,"socket_errors":%d,' ..
+                         '"p50_us":%d,"p99_us":%d}\n', summary.requests, summary.duration, e.status,
+                         e.connect + e.read + e.write + e.timeout, latency:percentile(50),
+                         latency:percentile(99)))
+end
