@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from conformance.cli import conformance
-from wallet import cli, db, guard, hash_reconcile, hp, launch
+from wallet import cli, console, db, guard, hash_reconcile, hp, launch
 from wallet import hash as hash_api
 from wallet.your_casino import YourCasino
 
@@ -34,6 +34,7 @@ SANDBOX_DEFAULTS = {
     "WALLET_ALLOW_SQLITE": "0",
     "HP_API_URL": "",
     "HASH_LAUNCH_URL": "",
+    "CONSOLE": "auto",
 }
 SECRETS = ("HP_SECRET", "HASH_SECRET")
 
@@ -75,6 +76,7 @@ def create_app(config=None, casino=None) -> Flask:
     app.cli.add_command(conformance)                    # optional: delete with conformance/
     for command in (launch.launch, launch.games):        # optional: delete with launch.py, *_client.py
         app.cli.add_command(command)
+    console.install(app)                                # optional: the sandbox console at /
 
     @app.errorhandler(Exception)
     def protocol_error(exc):

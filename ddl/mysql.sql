@@ -80,3 +80,15 @@ CREATE TABLE IF NOT EXISTS ledger (
     INDEX ledger_wallet (wallet_id, id),
     FOREIGN KEY (wallet_id) REFERENCES wallets (id)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+
+-- The sandbox console's view of provider calls (wallet/console.py): written only when the console
+-- is on. Not part of the books.
+CREATE TABLE IF NOT EXISTS call_log (
+    id          BIGINT      NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    at          DATETIME(6) NOT NULL,
+    provider    VARCHAR(16) NOT NULL,                        -- 100hp | hash
+    operation   VARCHAR(32) NOT NULL,                        -- withdrawal, order/add, ...
+    ref         VARCHAR(64) NULL,                            -- txId / order_no
+    result      INTEGER     NOT NULL,                        -- errCode / HTTP status, or Hash code
+    duration_ms INTEGER     NOT NULL
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

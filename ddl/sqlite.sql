@@ -75,3 +75,15 @@ CREATE TABLE IF NOT EXISTS ledger (
     UNIQUE (provider, op, ref)
 );
 CREATE INDEX IF NOT EXISTS ledger_wallet ON ledger (wallet_id, id);
+
+-- The sandbox console's view of provider calls (wallet/console.py): written only when the console
+-- is on. Not part of the books.
+CREATE TABLE IF NOT EXISTS call_log (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          DATETIME    NOT NULL,
+    provider    VARCHAR(16) NOT NULL,                        -- 100hp | hash
+    operation   VARCHAR(32) NOT NULL,                        -- withdrawal, order/add, ...
+    ref         VARCHAR(64) NULL,                            -- txId / order_no
+    result      INTEGER     NOT NULL,                        -- errCode / HTTP status, or Hash code
+    duration_ms INTEGER     NOT NULL
+);

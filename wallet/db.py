@@ -115,6 +115,17 @@ ledger = Table(
     Index("ledger_wallet", "wallet_id", "id"),
 )
 
+call_log = Table(
+    "call_log", metadata,
+    Column("id", Id, primary_key=True),
+    Column("at", DateTime, nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("operation", String(32), nullable=False),
+    Column("ref", String(64), nullable=True),
+    Column("result", Integer, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+)
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
