@@ -6,7 +6,8 @@ mirror it for SQLAlchemy Core queries, and tests/test_schema.py proves the two a
 Locking (DESIGN.md, "Correctness under concurrency"): every money operation is one transaction that
 locks the wallet row first. PostgreSQL and MySQL: `SELECT ... FOR UPDATE` under READ COMMITTED, so a
 row re-read after the lock is the latest committed one. SQLite has no row locks: a writing
-transaction starts with `BEGIN IMMEDIATE`, which takes the database write lock up front.
+transaction starts with `BEGIN IMMEDIATE`, which takes the database write lock up front, and writers
+queue for it on a file lock beside the database (`_writers_queue`).
 """
 import contextlib
 import fcntl
