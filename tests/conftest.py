@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -181,6 +182,12 @@ def gunicorn(database_url, workers=4, extra_env=None, port=None, allow_errors=Fa
         tracebacks = [line for line in log.read().splitlines() if "Traceback" in line]
         log.close()
         assert allow_errors or not tracebacks, f"gunicorn logged tracebacks: see {log.name}"
+
+
+def parallel(calls, workers=None):
+    """Run the calls at once in threads; their results in order."""
+    with ThreadPoolExecutor(workers or len(calls)) as pool:
+        return list(pool.map(lambda call: call(), calls))
 
 
 def post_json(base, path, body, headers=None):

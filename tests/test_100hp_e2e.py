@@ -2,22 +2,16 @@
 only separate processes can produce. After each test the books must pass the audit."""
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from conftest import HP_SECRET, gunicorn, new_player, post_json, tx
+from conftest import HP_SECRET, gunicorn, new_player, post_json, tx, parallel
 
 from wallet.audit import audit
 
 
 def hp(base, endpoint, **fields):
     return post_json(base, f"/100hp/{endpoint}", {"secret": HP_SECRET, **fields})
-
-
-def parallel(calls, workers=20):
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda call: call(), calls))
 
 
 @pytest.fixture

@@ -4,10 +4,9 @@ import json
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import HASH_SECRET, MERCHANT_ID, gunicorn, new_player, post_json
+from conftest import HASH_SECRET, MERCHANT_ID, gunicorn, new_player, post_json, parallel
 
 from wallet.audit import audit
 from wallet.hash_crypto import encrypt
@@ -36,11 +35,6 @@ def update(base, user_id, order, status, prize=0, amount=10):
 
 def balance(base, token):
     return call(base, "user/balance", token=token, currency="USDT")["data"]["balance"]
-
-
-def parallel(calls):
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(lambda c: c(), calls))
 
 
 @pytest.fixture
