@@ -53,6 +53,7 @@ def load_config(overrides=None) -> dict:
         raise RuntimeError("HASH_SECRET must be 32 characters: it is the AES-256 key (Hash §3.3)")
     if config["HASH_IV_MODE"] not in ("prefix", "key16"):
         raise RuntimeError("HASH_IV_MODE must be prefix or key16")
+    config["PROXY_COUNT"] = int(config["PROXY_COUNT"])
     config["HP_ALLOWED_NETWORKS"] = guard.parse_networks(config["HP_ALLOWED_IPS"])
     config["HASH_ALLOWED_NETWORKS"] = guard.parse_networks(config["HASH_ALLOWED_IPS"])
     return config

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from . import accounts, db
 from .audit import audit
 from .casino import CasinoError
+from .hash import dumps
 from .hash_crypto import encrypt
 
 log = logging.getLogger(__name__)
@@ -152,14 +153,14 @@ def hash_encrypt(plaintext, path, url):
     """Encrypt a Hash request by hand: PLAINTEXT is its JSON; `timestamp` and `request_id` are
     added when missing. Prints the body and a curl line for this wallet's settings."""
     try:
-        fields = json.loads(plaintext)
+        fields = json.loads(plaintext, parse_float=Decimal)  # amounts kept digit for digit
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}") from None
     fields.setdefault("timestamp", int(time.time() * 1000))
     fields.setdefault("request_id", uuid.uuid4().hex)
     config = current_app.config
-    body = json.dumps({"x": encrypt(json.dumps(fields, separators=(",", ":")).encode(),
-                                    config["HASH_SECRET"], config["HASH_IV_MODE"])})
+    body = json.dumps({"x": encrypt(dumps(fields).encode(), config["HASH_SECRET"],
+                                    config["HASH_IV_MODE"])})
     click.echo(body)
     click.echo(f"curl -s -X POST {url}{path} -H 'Content-Type: application/json' "
                f"-H 'merchant-id: {config['HASH_MERCHANT_ID']}' -d {shlex.quote(body)}")

@@ -14,10 +14,10 @@ from sqlalchemy import desc, insert, select
 
 from . import accounts, db
 from .db import call_log, hash_orders, hp_transactions, ledger, players, wallets
+from .guard import provider_of
 from .hash_client import launch_url
 
 bp = Blueprint("console", __name__, template_folder="templates")
-PROVIDERS = {"/100hp/": "100hp", "/api/v2/": "hash"}
 
 
 def enabled(config) -> bool:
@@ -32,7 +32,7 @@ def install(app) -> None:
     @app.after_request
     def record_call(response):
         """One call_log row per provider call, after the call's own transaction."""
-        provider = next((name for prefix, name in PROVIDERS.items() if request.path.startswith(prefix)), None)
+        provider = provider_of(request.path)
         if provider:
             started = g.get("started", time.perf_counter())
             row = {"at": db.utcnow(), "provider": provider,
@@ -40,8 +40,7 @@ def install(app) -> None:
                    "ref": g.get("reference"), "result": g.get("result", response.status_code),
                    "duration_ms": int((time.perf_counter() - started) * 1000)}
             try:
-                with _engine().begin() as conn:
-                    conn.execute(insert(call_log), row)
+                db.transaction(_engine(), lambda conn: conn.execute(insert(call_log), row))
             except Exception:  # the console must never break a provider call
                 current_app.logger.warning("console: could not record a call", exc_info=True)
         return response

@@ -16,6 +16,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 log = logging.getLogger("wallet.calls")
 _SAFE = re.compile(r"[\w.:-]{1,64}\Z")
+PROVIDERS = {"/100hp/": "100hp", "/api/v2/": "hash"}  # path prefix -> provider
+
+
+def provider_of(path: str) -> str | None:
+    return next((name for prefix, name in PROVIDERS.items() if path.startswith(prefix)), None)
 
 
 def parse_networks(text: str) -> list:
@@ -51,7 +56,7 @@ def note_reference(value) -> None:
 
 
 def install(app) -> None:
-    proxies = int(app.config["PROXY_COUNT"])
+    proxies = app.config["PROXY_COUNT"]
     if proxies:  # trust exactly that many X-Forwarded-For hops, set by our own proxies, no more
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
@@ -64,7 +69,7 @@ def install(app) -> None:
     @app.after_request
     def finish(response):
         response.headers["X-Request-Id"] = g.get("request_id", "")
-        if request.path.startswith(("/100hp/", "/api/v2/")):
+        if provider_of(request.path):
             log.info("%s %s ref=%s result=%s %.1fms id=%s", request.method, request.path,
                      g.get("reference", "-"), g.get("result", response.status_code),
                      (time.perf_counter() - g.get("started", time.perf_counter())) * 1000,

@@ -30,10 +30,15 @@ log = logging.getLogger(__name__)
 
 
 # ---- the envelope (§3.2, §3.4, §3.8) -------------------------------------------------------------
+@bp.before_request
+def allowed_address():
+    config = current_app.config
+    if not address_allowed(config["HASH_ALLOWED_NETWORKS"], config["PROXY_COUNT"]):
+        raise HashError(1003)  # the provider's auth error; the log line says why
+
+
 def open_envelope() -> dict:
     config = current_app.config
-    if not address_allowed(config["HASH_ALLOWED_NETWORKS"], int(config["PROXY_COUNT"])):
-        raise HashError(1003)  # the provider's auth error; the log line says why
     merchant_id = request.headers.get("merchant-id", "")
     if not hmac.compare_digest(merchant_id.encode(), config["HASH_MERCHANT_ID"].encode()):
         raise HashError(1003)

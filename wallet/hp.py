@@ -109,8 +109,8 @@ def casino():
 
 @bp.before_request
 def allowed_address():
-    if not address_allowed(current_app.config["HP_ALLOWED_NETWORKS"],
-                           int(current_app.config["PROXY_COUNT"])):
+    config = current_app.config
+    if not address_allowed(config["HP_ALLOWED_NETWORKS"], config["PROXY_COUNT"]):
         raise CasinoError(601)  # the provider's auth error; the log line says why
 
 
