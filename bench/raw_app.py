@@ -5,6 +5,8 @@ skips the Casino abstraction, the retries and most validation.
 
 `/100hp/withdrawal` only; `/floor` answers a constant JSON object, for the floor of the stack.
 """
+import contextlib
+import fcntl
 import hmac
 import json
 import os
@@ -49,6 +51,17 @@ def connection():
     return _connection
 
 
+@contextlib.contextmanager
+def writers_queue():
+    """SQLite: writers queue on a file lock beside the database, as the wallet's do (wallet/db.py)."""
+    if KIND != "sqlite":
+        yield
+        return
+    with open(f"{URL.database}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def error(code, message, data=""):
     return {"data": data, "message": message, "errCode": code}, code
 
@@ -74,8 +87,11 @@ def withdrawal():
         return error(400, "Validation error")
     if not hmac.compare_digest(str(body.get("secret")).encode(), SECRET):
         return error(601, "Invalid secret key")
-    conn = connection()
-    cur = conn.cursor()
+    with writers_queue():
+        return _withdrawal(connection().cursor(), session, tx_id, amount)
+
+
+def _withdrawal(cur, session, tx_id, amount):
     cur.execute("BEGIN IMMEDIATE" if KIND == "sqlite" else "BEGIN")
     try:
         cur.execute("SELECT s.token, p.name, p.status, p.type, w.id, w.player_id, w.currency, w.balance "

@@ -1,7 +1,7 @@
 """The benchmark: how fast is a wallet call, against the floor of the stack and the raw driver.
 
     python bench/run.py [--databases sqlite,postgres,mariadb] [--connections 1,16,64]
-                        [--workloads hot,spread] [--duration 3] [--filled 0]
+                        [--workloads hot,spread] [--duration 3] [--rounds 3] [--filled 0]
 
 For each database (PostgreSQL and MariaDB started as throwaway servers with their default commit
 durability; SQLite in WAL with synchronous=FULL) it starts `gunicorn app:app` and the raw-driver
@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,11 +39,12 @@ HP_SECRET, HASH_SECRET, MERCHANT = "bench-hp-secret", "bench-hash-secret-0123456
 WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
 GUNICORN = ["-w", str(WORKERS), "-k", os.environ.get("BENCH_WORKER_CLASS", "sync"),
             "--threads", os.environ.get("BENCH_THREADS", "1")]
-CALLS = [  # (name, server, wrk mode)
+WITHDRAWAL, RAW_WITHDRAWAL = "100HP withdrawal", "100HP withdrawal, raw driver"
+CALLS = [  # (name, server, wrk mode); the first is the floor
     ("floor (Flask JSON)", "raw", "floor"),
     ("100HP balance", "wallet", "balance"),
-    ("100HP withdrawal", "wallet", "withdrawal"),
-    ("100HP withdrawal, raw driver", "raw", "withdrawal"),
+    (WITHDRAWAL, "wallet", "withdrawal"),
+    (RAW_WITHDRAWAL, "raw", "withdrawal"),
     ("100HP withdrawal+deposit", "wallet", "deposit-round"),
     ("100HP withdrawal+rollback", "wallet", "rollback-round"),
     ("Hash order/add", "wallet", "hash-add"),
@@ -172,18 +174,23 @@ def bench_database(kind, args, tmp) -> list:
                 sessions_file = Path(tmp) / f"sessions-{workload}.txt"
                 sessions_file.write_text("\n".join(t for _, t in groups[workload]) + "\n")
                 for connections in args.connections:
-                    floor = None
-                    for name, target, mode in CALLS:
-                        env = {"BENCH_SESSIONS": str(sessions_file)}
-                        if mode.startswith("hash"):
-                            env["BENCH_LINES"] = f"{tmp}/{mode}.txt"
-                            hash_lines(env["BENCH_LINES"], groups[workload],
-                                       int(args.duration * 3000) + 1000, mode)
-                        result = wrk(wallet if target == "wallet" else raw, mode, connections,
-                                     args.duration, env)
-                        floor = floor or result["rps"]
+                    runs = {name: [] for name, _, _ in CALLS}
+                    for _ in range(args.rounds):  # rounds interleave the calls: drift hits all alike
+                        for name, target, mode in CALLS:
+                            env = {"BENCH_SESSIONS": str(sessions_file)}
+                            if mode.startswith("hash"):
+                                env["BENCH_LINES"] = f"{tmp}/{mode}.txt"
+                                hash_lines(env["BENCH_LINES"], groups[workload],
+                                           int(args.duration * 3000) + 1000, mode)
+                            runs[name].append(wrk(wallet if target == "wallet" else raw, mode,
+                                                  connections, args.duration, env))
+                    results = {name: median(found) for name, found in runs.items()}
+                    floor = results[CALLS[0][0]]["rps"]
+                    for name, result in results.items():
                         rows.append((kind, workload, connections, name, result, result["rps"] / floor))
                         print_row(rows[-1], flush=True)
+                    print(f"{'':26}withdrawal / raw driver: "
+                          f"{results[WITHDRAWAL]['rps'] / results[RAW_WITHDRAWAL]['rps']:.2f}", flush=True)
         problems = audit(engine)
         print(f"{kind}: books {'ok' if not problems else 'WRONG: ' + '; '.join(problems[:5])}", flush=True)
         engine.dispose()
@@ -193,6 +200,16 @@ def bench_database(kind, args, tmp) -> list:
             started.stop()
 
 
+def median(results: list) -> dict:
+    """The median run of each figure; errors summed, with the first error answer seen."""
+    def middle(key):
+        return statistics.median(r[key] for r in results)
+    return {"rps": middle("rps"), "p50_us": middle("p50_us"), "p99_us": middle("p99_us"),
+            "status_errors": sum(r["status_errors"] for r in results),
+            "socket_errors": sum(r["socket_errors"] for r in results),
+            "first_error": next((r["first_error"] for r in results if r["first_error"]), "")}
+
+
 HEADER = f"{'database':9} {'workload':8} {'conns':>5}  {'call':30} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'x floor':>8} {'errors':>7}"
 
 
@@ -200,7 +217,7 @@ def print_row(row, flush=False):
     kind, workload, connections, name, r, ratio = row
     errors = r["status_errors"] + r["socket_errors"]
     print(f"{kind:9} {workload:8} {connections:>5}  {name:30} {r['rps']:8.0f} {r['p50_us'] / 1000:7.1f} "
-          f"{r['p99_us'] / 1000:7.1f} {ratio:8.2f} {errors:7d}", flush=flush)
+          f"{r['p99_us'] / 1000:7.1f} {ratio:8.2f} {errors:7d}  {r['first_error']}", flush=flush)
 
 
 def main():
@@ -208,14 +225,15 @@ def main():
     parser.add_argument("--databases", default="sqlite,postgres,mariadb")
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--workloads", default="hot,spread")
-    parser.add_argument("--duration", type=float, default=3)
+    parser.add_argument("--duration", type=float, default=3, help="seconds a run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each call; the median is shown")
     parser.add_argument("--filled", type=int, default=0, help="ledger rows to book first")
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
     args.workloads = args.workloads.split(",")
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
-    print(f"gunicorn {' '.join(GUNICORN)}; wrk -t1, {args.duration:g} s a run; "
+    print(f"gunicorn {' '.join(GUNICORN)}; wrk -t1, median of {args.rounds} runs of {args.duration:g} s; "
           f"{args.filled} ledger rows booked first")
     print(HEADER, flush=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -72,10 +72,23 @@ request = function()
               '","txId":"' .. tx .. '","amount":"1.00"}')
 end
 
+first_error = ""  -- a global: done() reads it from each thread
+local threads = {}
+setup = function(thread) threads[#threads + 1] = thread end
+
+response = function(status, headers, body)
+  if status ~= 200 and first_error == "" then
+    first_error = status .. " " .. string.gsub(string.sub(body or "", 1, 200), '[\\"%c]', "")
+  end
+end
+
 done = function(summary, latency, requests)
-  local e = summary.errors
+  local e, first_error = summary.errors, ""
+  for _, thread in ipairs(threads) do
+    if first_error == "" then first_error = thread:get("first_error") end
+  end
   io.write(string.format('BENCH {"requests":%d,"duration_us":%d,"status_errors":%d,"socket_errors":%d,' ..
-                         '"p50_us":%d,"p99_us":%d}\n', summary.requests, summary.duration, e.status,
-                         e.connect + e.read + e.write + e.timeout, latency:percentile(50),
-                         latency:percentile(99)))
+                         '"p50_us":%d,"p99_us":%d,"first_error":"%s"}\n', summary.requests,
+                         summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+                         latency:percentile(50), latency:percentile(99), first_error))
 end

@@ -11,16 +11,19 @@ queue for it on a file lock beside the database (`_writers_queue`).
 """
 import contextlib
 import fcntl
+import os
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import (BigInteger, bindparam, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData,
                         Numeric, SmallInteger, String, Table, Text, UniqueConstraint, create_engine,
-                        event, select)
+                        event, select, text)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.types import TypeDecorator
+
+from .statement import Statement
 
 DDL_DIR = Path(__file__).resolve().parent.parent / "ddl"
 
@@ -153,8 +156,7 @@ def make_engine(url: str, sqlite_busy_timeout_ms: int = 30000):
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn):
         # A writer takes the write lock up front, so two writers never both read, then deadlock.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write", True)
-                             else "BEGIN")
+        (BEGIN_WRITE if conn.get_execution_options().get("write", True) else BEGIN_READ).run(conn)
 
     return engine
 
@@ -184,7 +186,8 @@ def transaction(engine, work, *, write=True, attempts=4):
     """
     for attempt in range(1, attempts + 1):
         with engine.connect() as conn, _writers_queue(engine, write):
-            conn.execution_options(write=write)
+            if not write:
+                conn.execution_options(write=False)  # SQLite: BEGIN, not BEGIN IMMEDIATE
             try:
                 conn.begin()
                 result = work(conn)
@@ -208,9 +211,12 @@ def _writers_queue(engine, write: bool):
     if not (write and path):
         yield
         return
-    with open(path, "a") as lock:  # a file of its own per call: excludes threads and processes
+    lock = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)  # its own per call: excludes threads too
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        yield  # closing the file releases the lock, after COMMIT or ROLLBACK
+        yield
+    finally:
+        os.close(lock)  # releases the lock, after COMMIT or ROLLBACK
 
 
 def _retryable(exc: DBAPIError) -> bool:
@@ -225,9 +231,10 @@ def _retryable(exc: DBAPIError) -> bool:
     return "database is locked" in str(orig)                      # SQLite busy past the timeout
 
 
-LOCK_WALLET = select(wallets).where(wallets.c.id == bindparam("wallet_id")).with_for_update()
+BEGIN_WRITE, BEGIN_READ = Statement(text("BEGIN IMMEDIATE")), Statement(text("BEGIN"))
+LOCK_WALLET = Statement(select(wallets).where(wallets.c.id == bindparam("wallet_id")).with_for_update())
 
 
 def lock_wallet(conn, wallet_id):
     """The wallet row, locked for the rest of the transaction (SQLite: already, by BEGIN IMMEDIATE)."""
-    return conn.execute(LOCK_WALLET, {"wallet_id": wallet_id}).one()
+    return LOCK_WALLET.first(conn, wallet_id=wallet_id)

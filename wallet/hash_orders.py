@@ -7,11 +7,12 @@ The error codes are ours: the provider's table was NOT FOUND (§10). The README 
 """
 from decimal import Decimal
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 
 from . import db, ledger
 from .db import hash_orders, players, sessions, utcnow, wallets
 from .money import format_hash
+from .statement import Statement
 
 CODES = {
     0: "SUCCESS",
@@ -30,6 +31,27 @@ CODES = {
 
 PENDING, SUCCESS, FAILED, PENDING_SETTLEMENT, CANCELLED = 0, 1, 2, 3, 4  # Hash §7.1
 FINAL = (SUCCESS, FAILED, CANCELLED)
+
+# The statements, compiled once per dialect and run on the driver (wallet/statement.py).
+_LIVE_SESSION = and_(sessions.c.token == bindparam("token"), sessions.c.closed_at.is_(None))
+PLAYER = Statement(select(players).select_from(sessions.join(players)).where(_LIVE_SESSION))
+# A bet's first lock: the session's wallet in the bet's currency (as YourCasino's, FOR UPDATE OF).
+SESSION_WALLET_LOCKED = Statement(
+    select(wallets).select_from(sessions.join(wallets, and_(
+        wallets.c.player_id == sessions.c.player_id, wallets.c.currency == bindparam("currency"))))
+    .where(_LIVE_SESSION).with_for_update(of=wallets))
+WALLET = Statement(select(wallets).where(wallets.c.player_id == bindparam("player_id"),
+                                         wallets.c.currency == bindparam("currency")))
+PLAYER_EXISTS = Statement(select(players.c.id).where(players.c.id == bindparam("player_id")))
+ORDER = Statement(select(hash_orders).where(hash_orders.c.order_no == bindparam("order_no")))
+ADD_ORDER = Statement(insert(hash_orders), columns=(
+    "order_no", "wallet_id", "amount", "status", "debited", "entry_key", "round_id", "bet_info",
+    "created_at", "updated_at"))
+UPDATE_ORDER = Statement(
+    update(hash_orders).where(hash_orders.c.order_no == bindparam("order")).values(
+        status=bindparam("new_status"), payout=bindparam("credited"), prize=bindparam("new_prize"),
+        tax=bindparam("new_tax"), bonus=bindparam("new_bonus"), bet_info=bindparam("info"),
+        updated_at=bindparam("at")))
 
 
 class HashError(Exception):
@@ -65,10 +87,11 @@ def add_order(engine, *, token, user_id, order_no, currency, amount, entry_key, 
     """§5.3: debit a bet once. A repeat with the same data answers success again without a second
     debit; a repeat with other data is 3001. Errors: 2001, 2002, 2003, 3001."""
     def work(conn):
-        player = _player(conn, token)
-        if player.id != user_id:
-            raise HashError(2001, "user_id is not the token's user")
-        wallet = db.lock_wallet(conn, _wallet(conn, player.id, currency).id)
+        wallet = SESSION_WALLET_LOCKED.first(conn, token=token, currency=currency)
+        if wallet is None or wallet.player_id != user_id:  # find out which error it is
+            if _player(conn, token).id != user_id:
+                raise HashError(2001, "user_id is not the token's user")
+            _wallet(conn, user_id, currency)  # raises 2003
         order = _order(conn, order_no)
         if order is not None:
             if order.debited and order.wallet_id == wallet.id and order.amount == amount:
@@ -78,9 +101,9 @@ def add_order(engine, *, token, user_id, order_no, currency, amount, entry_key, 
             raise HashError(2002)
         balance = ledger.post(conn, wallet, -amount, provider="hash", op="order_add", ref=order_no)
         now = utcnow()
-        conn.execute(insert(hash_orders).values(
-            order_no=order_no, wallet_id=wallet.id, amount=amount, status=PENDING, debited=True,
-            entry_key=entry_key, round_id=round_id, bet_info=bet_info, created_at=now, updated_at=now))
+        ADD_ORDER.run(conn, order_no=order_no, wallet_id=wallet.id, amount=amount, status=PENDING,
+                      debited=True, entry_key=entry_key, round_id=round_id, bet_info=bet_info,
+                      created_at=now, updated_at=now)
         return _answer(order_no, balance, currency)
     return db.transaction(engine, work)
 
@@ -100,10 +123,9 @@ def update_order(engine, *, user_id, order_no, currency, amount, status, prize, 
             # §7.2 advice: a cancel for an order never debited is a no-op, recorded so that a late
             # order/add with this order_no is refused (3001) instead of taking a bet Hash dropped.
             now = utcnow()
-            conn.execute(insert(hash_orders).values(
-                order_no=order_no, wallet_id=wallet.id, amount=amount, status=status, debited=False,
-                entry_key=entry_key, round_id=round_id, bet_info=bet_info, created_at=now,
-                updated_at=now))
+            ADD_ORDER.run(conn, order_no=order_no, wallet_id=wallet.id, amount=amount, status=status,
+                          debited=False, entry_key=entry_key, round_id=round_id, bet_info=bet_info,
+                          created_at=now, updated_at=now)
             return _answer(order_no, wallet.balance, currency)
         if wallet.player_id != user_id or wallet.currency != currency or order.amount != amount:
             raise HashError(3001, "user_id, currency or amount differ from the order")
@@ -119,9 +141,8 @@ def update_order(engine, *, user_id, order_no, currency, amount, status, prize, 
         elif status in (FAILED, CANCELLED) and order.debited:
             balance = ledger.post(conn, wallet, order.amount, provider="hash", op="order_refund",
                                   ref=order_no)
-        conn.execute(update(hash_orders).where(hash_orders.c.order_no == order_no).values(
-            status=status, payout=credited, prize=prize, tax=tax, bonus=bonus, bet_info=bet_info,
-            updated_at=utcnow()))
+        UPDATE_ORDER.run(conn, order=order_no, new_status=status, credited=credited, new_prize=prize,
+                         new_tax=tax, new_bonus=bonus, info=bet_info, at=utcnow())
         return _answer(order_no, balance, currency)
     return db.transaction(engine, work)
 
@@ -131,24 +152,18 @@ def _answer(order_no: str, balance: Decimal, currency: str) -> dict:
 
 
 def _player(conn, token: str):
-    player = conn.execute(select(players).select_from(sessions.join(players))
-                          .where(sessions.c.token == token, sessions.c.closed_at.is_(None))).first()
+    player = PLAYER.first(conn, token=token)
     if player is None:
         raise HashError(2001)
     return player
 
 
 def _wallet(conn, player_id: int, currency: str):
-    wallet = conn.execute(select(wallets).where(and_(wallets.c.player_id == player_id,
-                                                     wallets.c.currency == currency))).first()
+    wallet = WALLET.first(conn, player_id=player_id, currency=currency)
     if wallet is None:
-        raise HashError(2003 if _player_exists(conn, player_id) else 2001)
+        raise HashError(2003 if PLAYER_EXISTS.first(conn, player_id=player_id) else 2001)
     return wallet
 
 
-def _player_exists(conn, player_id: int) -> bool:
-    return conn.execute(select(players.c.id).where(players.c.id == player_id)).first() is not None
-
-
 def _order(conn, order_no: str):
-    return conn.execute(select(hash_orders).where(hash_orders.c.order_no == order_no)).first()
+    return ORDER.first(conn, order_no=order_no)
