@@ -2,7 +2,8 @@
 --   floor            GET /floor
 --   balance          100HP /balance
 --   withdrawal       100HP /withdrawal, a fresh txId each time
---   deposit-round    withdrawal, and every other request a deposit of a bet opened 256 bets earlier
+--   deposit-round    withdrawal, and every other request a deposit of the oldest bet whose
+--                    withdrawal has been answered (so never a deposit before its bet is booked)
 --   rollback-round   the same with rollbacks
 --   lines            one request per line of BENCH_LINES ("path<TAB>body"): the Hash bodies, which
 --                    are AES-encrypted and so made by the runner in Python
@@ -13,7 +14,6 @@ local json_headers = {["Content-Type"] = "application/json"}
 local hash_headers = {["Content-Type"] = "application/json", ["merchant-id"] = os.getenv("BENCH_MERCHANT") or ""}
 local sessions, lines, open_bets = {}, {}, {}
 local first_open, last_open, n = 1, 0, 0
-local LAG = 256
 
 local function seed()
   local f = io.open("/dev/urandom", "rb")
@@ -54,7 +54,7 @@ request = function()
   if mode == "balance" then
     return post("/100hp/balance", '{"secret":"' .. secret .. '","sessionId":"' .. session .. '"}')
   end
-  if mode ~= "withdrawal" and n % 2 == 0 and last_open - first_open >= LAG then
+  if mode ~= "withdrawal" and n % 2 == 0 and last_open >= first_open then
     local tx = open_bets[first_open]
     open_bets[first_open] = nil
     first_open = first_open + 1
@@ -63,13 +63,8 @@ request = function()
     end
     return post("/100hp/rollback", '{"secret":"' .. secret .. '","txId":"' .. tx .. '"}')
   end
-  local tx = uuid()
-  if mode ~= "withdrawal" then
-    last_open = last_open + 1
-    open_bets[last_open] = tx
-  end
   return post("/100hp/withdrawal", '{"secret":"' .. secret .. '","sessionId":"' .. session ..
-              '","txId":"' .. tx .. '","amount":"1.00"}')
+              '","txId":"' .. uuid() .. '","amount":"1.00"}')
 end
 
 first_error = ""  -- a global: done() reads it from each thread
@@ -77,6 +72,11 @@ local threads = {}
 setup = function(thread) threads[#threads + 1] = thread end
 
 response = function(status, headers, body)
+  local booked = status == 200 and string.match(body, '"txId":%s*"([%x%-]+)"')  -- a withdrawal's answer
+  if booked and (mode == "deposit-round" or mode == "rollback-round") then
+    last_open = last_open + 1
+    open_bets[last_open] = booked
+  end
   if status ~= 200 and first_error == "" then
     first_error = status .. " " .. string.gsub(string.sub(body or "", 1, 200), '[\\"%c]', "")
   end

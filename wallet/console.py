@@ -9,12 +9,12 @@ templates and its line in app.py and the wallet is unchanged.
 import time
 from decimal import Decimal, InvalidOperation
 
-from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from sqlalchemy import desc, insert, select
 
 from . import accounts, db
 from .db import call_log, hash_orders, hp_transactions, ledger, players, wallets
-from .guard import provider_of
+from .guard import REFERENCE, RESULT, STARTED, provider_of
 from .hash_client import launch_url
 
 bp = Blueprint("console", __name__, template_folder="templates")
@@ -34,10 +34,11 @@ def install(app) -> None:
         """One call_log row per provider call, after the call's own transaction."""
         provider = provider_of(request.path)
         if provider:
-            started = g.get("started", time.perf_counter())
+            started = request.environ.get(STARTED, time.perf_counter())
             row = {"at": db.utcnow(), "provider": provider,
                    "operation": request.path.split("/", 2 if provider == "100hp" else 3)[-1][:32],
-                   "ref": g.get("reference"), "result": g.get("result", response.status_code),
+                   "ref": request.environ.get(REFERENCE),
+                   "result": request.environ.get(RESULT, response.status_code),
                    "duration_ms": int((time.perf_counter() - started) * 1000)}
             try:
                 db.transaction(_engine(), lambda conn: conn.execute(insert(call_log), row))

@@ -7,11 +7,11 @@ or decrypted plaintext.
 """
 import ipaddress
 import logging
+import os
 import re
 import time
-import uuid
 
-from flask import g, request
+from flask import request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 log = logging.getLogger("wallet.calls")
@@ -52,26 +52,47 @@ def address_allowed(networks: list, proxies: int) -> bool:
 def note_reference(value) -> None:
     """Remember the call's txId / order_no for its log line (only if it is a plain token)."""
     if isinstance(value, str) and _SAFE.match(value):
-        g.reference = value
+        request.environ[REFERENCE] = value
+
+
+def note_result(code: int) -> None:
+    """Log this result code instead of the HTTP status (Hash answers its errors with HTTP 200)."""
+    request.environ[RESULT] = code
+
+
+REFERENCE, RESULT, STARTED = "wallet.reference", "wallet.result", "wallet.started"
+
+
+class CallLog:
+    """WSGI middleware around the app: the request id echoed in `X-Request-Id` (the caller's, if it
+    sent a plain one) and one log line per provider call, after the app has answered."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        environ[STARTED] = started = time.perf_counter()
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if _SAFE.match(incoming) else os.urandom(16).hex()
+        status = ""
+
+        def start(status_line, headers, exc_info=None):
+            nonlocal status
+            status = status_line
+            headers.append(("X-Request-Id", request_id))
+            return start_response(status_line, headers, exc_info)
+
+        body = self.wsgi_app(environ, start)
+        path = environ.get("PATH_INFO", "")
+        if provider_of(path):
+            log.info("%s %s ref=%s result=%s %.1fms id=%s", environ.get("REQUEST_METHOD"), path,
+                     environ.get(REFERENCE, "-"), environ.get(RESULT, status[:3]),
+                     (time.perf_counter() - started) * 1000, request_id)
+        return body
 
 
 def install(app) -> None:
+    app.wsgi_app = CallLog(app.wsgi_app)
     proxies = app.config["PROXY_COUNT"]
     if proxies:  # trust exactly that many X-Forwarded-For hops, set by our own proxies, no more
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
-
-    @app.before_request
-    def start():
-        g.started = time.perf_counter()
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if _SAFE.match(incoming) else uuid.uuid4().hex
-
-    @app.after_request
-    def finish(response):
-        response.headers["X-Request-Id"] = g.get("request_id", "")
-        if provider_of(request.path):
-            log.info("%s %s ref=%s result=%s %.1fms id=%s", request.method, request.path,
-                     g.get("reference", "-"), g.get("result", response.status_code),
-                     (time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
-                     g.get("request_id"))
-        return response

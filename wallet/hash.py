@@ -16,11 +16,11 @@ import secrets
 import time
 from decimal import Decimal
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from . import hash_orders
-from .guard import address_allowed, note_reference
+from .guard import address_allowed, note_reference, note_result
 from .hash_crypto import EnvelopeError, decrypt, encrypt
 from .hash_orders import HashError
 from .money import AmountError, parse_hash_amount
@@ -164,7 +164,7 @@ def success(data: dict) -> Response:
 def answer(envelope: dict) -> Response:
     """HTTP 200 with the envelope as JSON; `{"x": ...}` instead if HASH_ENCRYPT_RESPONSES is on."""
     config = current_app.config
-    g.result = envelope["code"]
+    note_result(envelope["code"])
     body = dumps(envelope)
     if config.get("HASH_ENCRYPT_RESPONSES") in (True, "1", "true"):
         body = dumps({"x": encrypt(body.encode(), config["HASH_SECRET"], config["HASH_IV_MODE"])})

@@ -13,6 +13,7 @@ Decimal text on SQLite, datetimes), rows with named columns, errors raised as SQ
 DBAPIError subclasses, and a connection found dead is invalidated so the pool replaces it.
 """
 from collections import namedtuple
+from operator import itemgetter
 
 from sqlalchemy.exc import DBAPIError
 
@@ -42,10 +43,14 @@ class Statement:
         compiled = self._compiled.get(dialect)
         if compiled is None:
             compiled = self._compiled[dialect] = _Compiled(self.core, self.columns, dialect)
+        if compiled.defaults:
+            params = {**compiled.defaults, **params}
+        for name, process in compiled.bind_processors:
+            params[name] = process(params[name])
         dbapi_connection = conn.connection.dbapi_connection
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(compiled.sql, compiled.parameters(params))
+            cursor.execute(compiled.sql, compiled.arguments(params))
         except dialect.loaded_dbapi.Error as exc:
             cursor.close()
             dead = dialect.is_disconnect(exc, dbapi_connection, cursor)
@@ -62,29 +67,36 @@ class _Compiled:
     def __init__(self, core, columns, dialect):
         compiled = core.compile(dialect=dialect, column_keys=columns)
         self.sql = compiled.string
-        self.order = compiled.positiontup if compiled.positional else None
         binds = compiled.binds
         self.defaults = {name: bind.value for name, bind in binds.items() if not bind.required}
         self.bind_processors = [
             (name, process) for name, bind in binds.items()
             if (process := bind.type.dialect_impl(dialect).bind_processor(dialect))]
+        order = compiled.positiontup if compiled.positional else None
+        if order is None:
+            self.arguments = _as_is  # the driver takes the dict (pyformat)
+        elif len(order) > 1:
+            self.arguments = itemgetter(*order)  # a tuple in the SQL's order (qmark, format)
+        else:
+            self.arguments = lambda params: tuple(params[name] for name in order)
         self.dialect = dialect
         self.selected = getattr(core, "selected_columns", ())
-        self.row_type = namedtuple("Row", [column.key for column in self.selected]) if self.selected else None
+        self.row_type = namedtuple("Row", [c.key for c in self.selected]) if self.selected else None
         self.result_processors = None
-
-    def parameters(self, params: dict):
-        if self.defaults:
-            params = {**self.defaults, **params}
-        for name, process in self.bind_processors:
-            params[name] = process(params[name])
-        return params if self.order is None else tuple(params[name] for name in self.order)
 
     def row(self, values, description):
         if self.result_processors is None:  # the driver's column types are known after a run
             self.result_processors = [
-                column.type.dialect_impl(self.dialect).result_processor(self.dialect, field[1])
-                for column, field in zip(self.selected, description)]
-        return self.row_type._make(
-            value if process is None or value is None else process(value)
-            for value, process in zip(values, self.result_processors))
+                (i, process) for i, (column, field) in enumerate(zip(self.selected, description))
+                if (process := column.type.dialect_impl(self.dialect).result_processor(
+                    self.dialect, field[1]))]
+        if self.result_processors:
+            values = list(values)
+            for i, process in self.result_processors:
+                if values[i] is not None:
+                    values[i] = process(values[i])
+        return self.row_type._make(values)
+
+
+def _as_is(params):
+    return params
