@@ -71,7 +71,7 @@ def payout(prize: Decimal, tax: Decimal, bonus: Decimal, formula: str = "prize+b
 
 def user_info(engine, token: str) -> dict:
     """§5.1. Errors: 2001."""
-    player = db.transaction(engine, lambda conn: _player(conn, token), write=False)
+    player = db.transaction(engine, lambda conn: _player(conn, token), write=False, driver=True)
     return {"user_id": player.id, "username": player.name, "avatar": ""}
 
 
@@ -79,7 +79,7 @@ def user_balance(engine, token: str, currency: str) -> dict:
     """§5.2. Errors: 2001, 2003."""
     def work(conn):
         return _wallet(conn, _player(conn, token).id, currency)
-    wallet = db.transaction(engine, work, write=False)
+    wallet = db.transaction(engine, work, write=False, driver=True)
     return {"user_id": wallet.player_id, "balance": format_hash(wallet.balance), "currency": currency}
 
 
@@ -105,7 +105,7 @@ def add_order(engine, *, token, user_id, order_no, currency, amount, entry_key, 
                       debited=True, entry_key=entry_key, round_id=round_id, bet_info=bet_info,
                       created_at=now, updated_at=now)
         return _answer(order_no, balance, currency)
-    return db.transaction(engine, work)
+    return db.transaction(engine, work, driver=True)
 
 
 def update_order(engine, *, user_id, order_no, currency, amount, status, prize, tax, bonus,
@@ -144,7 +144,7 @@ def update_order(engine, *, user_id, order_no, currency, amount, status, prize, 
         UPDATE_ORDER.run(conn, order=order_no, new_status=status, credited=credited, new_prize=prize,
                          new_tax=tax, new_bonus=bonus, info=bet_info, at=utcnow())
         return _answer(order_no, balance, currency)
-    return db.transaction(engine, work)
+    return db.transaction(engine, work, driver=True)
 
 
 def _answer(order_no: str, balance: Decimal, currency: str) -> dict:

@@ -2,11 +2,11 @@
 
 SQLAlchemy Core writes each statement once for SQLite, PostgreSQL and MySQL/MariaDB, with the
 columns' types; `Statement` keeps that compiled text and runs it on the DBAPI cursor of the
-SQLAlchemy Connection it is given, inside that Connection's transaction. Measured on the benchmark
-machine, `Connection.execute` costs about 45 us a statement and the driver's cursor about 4 us
-(bench/README.md); a bet is five statements, run while the wallet row is locked, so the lock is
-held for a tenth of the time. Everything else (the pool, the transaction, the schema, the
-occasional query of the CLI, console and audit) stays plain SQLAlchemy.
+SQLAlchemy Connection it is given, inside that Connection's transaction. On the benchmark machine
+`Connection.execute` costs about 45 us a statement and the driver's cursor about 5 us (README,
+"Performance"); a bet is five statements, run while the wallet row is locked. Everything else (the
+pool, the transaction, the schema, the occasional query of the CLI, console and audit) stays plain
+SQLAlchemy.
 
 What `Connection.execute` would do and this keeps: the types' bind and result processors (exact
 Decimal text on SQLite, datetimes), rows with named columns, errors raised as SQLAlchemy's
@@ -53,12 +53,19 @@ class Statement:
             cursor.execute(compiled.sql, compiled.arguments(params))
         except dialect.loaded_dbapi.Error as exc:
             cursor.close()
-            dead = dialect.is_disconnect(exc, dbapi_connection, cursor)
-            if dead:
-                conn.invalidate(exc)  # the pool opens a new connection for the next call
-            raise DBAPIError.instance(compiled.sql, params, exc, dialect.loaded_dbapi.Error,
-                                      connection_invalidated=dead, dialect=dialect) from exc
+            raise wrapped(conn, exc, compiled.sql, params, cursor) from exc
         return compiled, cursor
+
+
+def wrapped(conn, exc, sql, params=None, cursor=None) -> DBAPIError:
+    """The driver's error as SQLAlchemy would raise it (IntegrityError, OperationalError, ...);
+    a connection found dead is invalidated first, so the pool opens a new one for the next call."""
+    dialect = conn.dialect
+    dead = dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+    if dead:
+        conn.invalidate(exc)
+    return DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error,
+                               connection_invalidated=dead, dialect=dialect)
 
 
 class _Compiled:
@@ -77,8 +84,10 @@ class _Compiled:
             self.arguments = _as_is  # the driver takes the dict (pyformat)
         elif len(order) > 1:
             self.arguments = itemgetter(*order)  # a tuple in the SQL's order (qmark, format)
+        elif order:
+            self.arguments = lambda params, name=order[0]: (params[name],)
         else:
-            self.arguments = lambda params: tuple(params[name] for name in order)
+            self.arguments = lambda params: ()
         self.dialect = dialect
         self.selected = getattr(core, "selected_columns", ())
         self.row_type = namedtuple("Row", [c.key for c in self.selected]) if self.selected else None

@@ -43,7 +43,7 @@ class YourCasino(Casino):
         self.engine = engine
 
     def atomically(self, work, write=True):
-        return db.transaction(self.engine, work, write=write)
+        return db.transaction(self.engine, work, write=write, driver=True)
 
     def find_session(self, conn, session_id, lock=False):
         row = (SESSION_LOCKING_WALLET if lock else SESSION).first(conn, token=session_id)
