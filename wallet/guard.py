@@ -17,6 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 log = logging.getLogger("wallet.calls")
 _SAFE = re.compile(r"[\w.:-]{1,64}\Z")
 PROVIDERS = {"/100hp/": "100hp", "/api/v2/": "hash"}  # path prefix -> provider
+REFERENCE, RESULT, STARTED = "wallet.reference", "wallet.result", "wallet.started"  # environ keys
 
 
 def provider_of(path: str) -> str | None:
@@ -58,9 +59,6 @@ def note_reference(value) -> None:
 def note_result(code: int) -> None:
     """Log this result code instead of the HTTP status (Hash answers its errors with HTTP 200)."""
     request.environ[RESULT] = code
-
-
-REFERENCE, RESULT, STARTED = "wallet.reference", "wallet.result", "wallet.started"
 
 
 class CallLog:
