@@ -225,7 +225,7 @@ def main():
     parser.add_argument("--databases", default="sqlite,postgres,mariadb")
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--workloads", default="hot,spread")
-    parser.add_argument("--duration", type=float, default=3, help="seconds a run")
+    parser.add_argument("--duration", type=int, default=3, help="seconds a run")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each call; the median is shown")
     parser.add_argument("--filled", type=int, default=0, help="ledger rows to book first")
     args = parser.parse_args()

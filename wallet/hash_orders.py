@@ -88,10 +88,8 @@ def add_order(engine, *, token, user_id, order_no, currency, amount, entry_key, 
     debit; a repeat with other data is 3001. Errors: 2001, 2002, 2003, 3001."""
     def work(conn):
         wallet = SESSION_WALLET_LOCKED.first(conn, token=token, currency=currency)
-        if wallet is None or wallet.player_id != user_id:  # find out which error it is
-            if _player(conn, token).id != user_id:
-                raise HashError(2001, "user_id is not the token's user")
-            _wallet(conn, user_id, currency)  # raises 2003
+        if wallet is None or wallet.player_id != user_id:
+            raise _refusal(conn, token, user_id)
         order = _order(conn, order_no)
         if order is not None:
             if order.debited and order.wallet_id == wallet.id and order.amount == amount:
@@ -149,6 +147,16 @@ def update_order(engine, *, user_id, order_no, currency, amount, status, prize, 
 
 def _answer(order_no: str, balance: Decimal, currency: str) -> dict:
     return {"order_no": order_no, "balance": format_hash(balance), "currency": currency}
+
+
+def _refusal(conn, token: str, user_id: int) -> HashError:
+    """Why a bet found no wallet: the token or user_id (2001), else the currency (2003)."""
+    player = PLAYER.first(conn, token=token)
+    if player is None:
+        return HashError(2001)
+    if player.id != user_id:
+        return HashError(2001, "user_id is not the token's user")
+    return HashError(2003)
 
 
 def _player(conn, token: str):

@@ -1,8 +1,9 @@
 """YourCasino: the 100HP Casino on SQL (the Python port of YourCasino.js and the DDL examples).
 
 The storage primitives of wallet/casino.py written with SQLAlchemy Core against the schema in
-ddl/<dialect>.sql. This is the file to copy into your own stack: the rules stay in Casino, the
-queries are here, and every balance change goes through wallet/ledger.py.
+ddl/<dialect>.sql, run on the driver by wallet/statement.py. This is the file to copy into your own
+stack: the rules stay in Casino, the queries are here, and every balance change goes through
+wallet/ledger.py.
 """
 from sqlalchemy import and_, bindparam, insert, select, update
 
