@@ -57,9 +57,12 @@ def writers_queue():
     if KIND != "sqlite":
         yield
         return
-    with open(f"{URL.database}.lock", "a") as lock:
+    lock = os.open(f"{URL.database}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(lock)
 
 
 def error(code, message, data=""):

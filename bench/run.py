@@ -6,8 +6,9 @@
 For each database (PostgreSQL and MariaDB started as throwaway servers with their default commit
 durability; SQLite in WAL with synchronous=FULL) it starts `gunicorn app:app` and the raw-driver
 reference (bench/raw_app.py) with the same settings, drives them with wrk (bench/wallet.lua), prints
-one table (requests/s, p50/p99 latency, ratio to the floor measured in the same run, errors), and
-then checks the books with the audit: speed is never bought with correctness.
+one table (requests/s, p50/p99 latency, ratio to the floor measured in the same run, errors and
+the first error answer; each figure the median of `--rounds` runs, the calls interleaved), and then
+checks the books with the audit: speed is never bought with correctness.
 `--filled N` first books N ledger rows (with their bets), to show throughput does not fall as the
 ledger grows.
 """
