@@ -155,8 +155,7 @@ def make_engine(url: str, sqlite_busy_timeout_ms: int = 30000):
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn):
-        # A writer takes the write lock up front, so two writers never both read, then deadlock.
-        (BEGIN_WRITE if conn.get_execution_options().get("write", True) else BEGIN_READ).run(conn)
+        begin_sqlite(conn, conn.get_execution_options().get("write", True))
 
     return engine
 
@@ -224,7 +223,7 @@ class Driver:
 
     def begin(self) -> None:
         if self.dialect.name == "sqlite":  # the other drivers begin with the first statement
-            (BEGIN_WRITE if self.write else BEGIN_READ).run(self)
+            begin_sqlite(self, self.write)
 
     def commit(self) -> None:
         try:
@@ -279,6 +278,13 @@ def _retryable(exc: DBAPIError) -> bool:
 
 
 BEGIN_WRITE, BEGIN_READ = Statement(text("BEGIN IMMEDIATE")), Statement(text("BEGIN"))
+
+
+def begin_sqlite(conn, write: bool) -> None:
+    """A writer takes the write lock up front, so two writers never both read, then deadlock."""
+    (BEGIN_WRITE if write else BEGIN_READ).run(conn)
+
+
 LOCK_WALLET = Statement(select(wallets).where(wallets.c.id == bindparam("wallet_id")).with_for_update())
 
 

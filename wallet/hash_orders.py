@@ -150,11 +150,9 @@ def _answer(order_no: str, balance: Decimal, currency: str) -> dict:
 
 
 def _refusal(conn, token: str, user_id: int) -> HashError:
-    """Why a bet found no wallet: the token or user_id (2001), else the currency (2003)."""
-    player = PLAYER.first(conn, token=token)
-    if player is None:
-        return HashError(2001)
-    if player.id != user_id:
+    """Why a bet found no wallet: the token (`_player` raises 2001), the user_id (2001), else the
+    currency (2003)."""
+    if _player(conn, token).id != user_id:
         return HashError(2001, "user_id is not the token's user")
     return HashError(2003)
 
