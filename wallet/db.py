@@ -161,12 +161,17 @@ def make_engine(url: str, sqlite_busy_timeout_ms: int = 30000):
 
 
 def init_schema(engine) -> None:
-    """Apply ddl/<dialect>.sql; every statement is IF NOT EXISTS, so this is safe to run twice."""
+    """Apply ddl/<dialect>.sql; every statement is IF NOT EXISTS, so this is safe to run twice.
+
+    On SQLite it waits in the writers' queue, connection included: gunicorn's workers start the
+    sandbox together, and the first connection to a new file turns it to WAL, which takes an
+    exclusive lock without waiting for a busy one ("database is locked" in the other worker).
+    """
     dialect = {"postgresql": "postgres", "mariadb": "mysql"}.get(engine.dialect.name,
                                                                   engine.dialect.name)
     script = (DDL_DIR / f"{dialect}.sql").read_text()
     statements = [s for s in script.split(";\n") if _without_comments(s).strip()]
-    with engine.begin() as conn:
+    with _writers_queue(engine, write=True), engine.begin() as conn:
         for statement in statements:
             conn.exec_driver_sql(statement)
 
