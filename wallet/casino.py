@@ -9,8 +9,8 @@ TestCasino in memory. Every operation runs in one `atomically` call, and follows
 the wallet row first, then the txId (DESIGN.md, "Correctness under concurrency").
 """
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from .money import format_hp
 
@@ -39,16 +39,14 @@ class CasinoError(Exception):
         self.err_code, self.message, self.data = err_code, MESSAGES[err_code], data
 
 
-@dataclass(frozen=True)
-class Wallet:
+class Wallet(NamedTuple):
     id: int
     user_id: str   # 100HP userId: the player's id as a string
     currency: str
     balance: Decimal
 
 
-@dataclass(frozen=True)
-class Session:
+class Session(NamedTuple):
     session_id: str
     wallet: Wallet  # the wallet in the session's currency
     user_name: str
@@ -56,8 +54,7 @@ class Session:
     type: str       # real | test
 
 
-@dataclass(frozen=True)
-class Bet:
+class Bet(NamedTuple):
     tx_id: str
     kind: str       # withdrawal | bonusWin
     wallet_id: int

@@ -6,7 +6,6 @@ nothing survives a restart.
 """
 import threading
 import uuid
-from dataclasses import replace
 from decimal import Decimal
 
 from .casino import Bet, Casino, Session, Wallet
@@ -68,12 +67,12 @@ class TestCasino(Casino):
         self.bets[bet.tx_id] = bet
 
     def close_bet(self, _store, tx_id, status, win_amount=None):
-        self.bets[tx_id] = replace(self.bets[tx_id], status=status)
+        self.bets[tx_id] = self.bets[tx_id]._replace(status=status)
 
     def move(self, _store, wallet, amount, op, tx_id):
         balance = self.wallets[wallet.id].balance + amount
         if balance < 0:
             raise InsufficientFunds()
-        self.wallets[wallet.id] = replace(wallet, balance=balance)
+        self.wallets[wallet.id] = wallet._replace(balance=balance)
         self.ledger.append((wallet.id, op, tx_id, amount, balance))
         return balance
