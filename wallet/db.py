@@ -137,8 +137,12 @@ def utcnow() -> datetime:
 
 def make_engine(url: str, sqlite_busy_timeout_ms: int = 30000):
     """An engine set up for this wallet's locking; see the module docstring."""
-    if make_url(url).get_backend_name() != "sqlite":
+    backend = make_url(url).get_backend_name()
+    if backend in ("mysql", "mariadb"):
         # No pool_pre_ping (a round trip per call): a connection found dead is retried instead.
+        return _rollback_only_open_transactions(
+            create_engine(url, isolation_level="READ COMMITTED", pool_reset_on_return=None))
+    if backend != "sqlite":
         return create_engine(url, isolation_level="READ COMMITTED")
     engine = create_engine(url)
     database = make_url(url).database
@@ -157,6 +161,25 @@ def make_engine(url: str, sqlite_busy_timeout_ms: int = 30000):
     def _sqlite_begin(conn):
         begin_sqlite(conn, conn.get_execution_options().get("write", True))
 
+    return engine
+
+
+TRANSACTION_ENDED = "wallet.transaction_ended"  # Driver's note to the pool, in the record's info
+
+
+def _rollback_only_open_transactions(engine):
+    """MySQL: the pool rolls back a connection it gets back only if its transaction may be open.
+
+    SQLAlchemy's default rolls back every connection returned, and PyMySQL sends that ROLLBACK
+    even with no transaction open (sqlite3 and psycopg do not): a round trip per call. SQLAlchemy's
+    Connection says when its transaction has ended, and `Driver` notes it in the connection's info
+    (SQLAlchemy docs, "Reset On Return": pool_reset_on_return=None and a "reset" event hook).
+    """
+    @event.listens_for(engine, "reset")
+    def _reset(dbapi_conn, record, state):
+        ended = record is not None and record.info.pop(TRANSACTION_ENDED, False)
+        if not (state.transaction_was_reset or ended):
+            dbapi_conn.rollback()
     return engine
 
 
@@ -235,6 +258,7 @@ class Driver:
             self.connection.commit()
         except self.dialect.loaded_dbapi.Error as exc:
             raise wrapped(self, exc, "COMMIT") from exc
+        self.connection.info[TRANSACTION_ENDED] = True
 
     def rollback(self) -> None:
         if not self.connection.is_valid:
@@ -243,6 +267,8 @@ class Driver:
             self.connection.rollback()
         except self.dialect.loaded_dbapi.Error as exc:
             self.invalidate(exc)  # a connection that cannot roll back is not given out again
+            return
+        self.connection.info[TRANSACTION_ENDED] = True
 
     def invalidate(self, exc=None) -> None:
         self.connection.invalidate(exc)
