@@ -7,7 +7,8 @@ For each database (PostgreSQL and MariaDB started as throwaway servers with thei
 durability; SQLite in WAL with synchronous=FULL) it starts `gunicorn app:app` and the raw-driver
 reference (bench/raw_app.py) with the same settings, drives them with wrk (bench/wallet.lua), prints
 one table (requests/s, p50/p99 latency, ratio to the floor measured in the same run, errors and
-the first error answer; each figure the median of `--rounds` runs, the calls interleaved), and then
+the first error answer; each figure the median of `--rounds` runs after a warm-up round, the calls
+interleaved), and then
 checks the books with the audit: speed is never bought with correctness.
 `--filled N` first books N ledger rows (with their bets), to show throughput does not fall as the
 ledger grows.
@@ -176,7 +177,9 @@ def bench_database(kind, args, tmp) -> list:
                 sessions_file.write_text("\n".join(t for _, t in groups[workload]) + "\n")
                 for connections in args.connections:
                     runs = {name: [] for name, _, _ in CALLS}
-                    for _ in range(args.rounds):  # rounds interleave the calls: drift hits all alike
+                    # Rounds interleave the calls, so drift hits all alike; the first is a warm-up
+                    # (each worker's first connection and first calls), not counted.
+                    for _ in range(args.rounds + 1):
                         for name, target, mode in CALLS:
                             env = {"BENCH_SESSIONS": str(sessions_file)}
                             if mode.startswith("hash"):
@@ -185,7 +188,7 @@ def bench_database(kind, args, tmp) -> list:
                                            int(args.duration * 3000) + 1000, mode)
                             runs[name].append(wrk(wallet if target == "wallet" else raw, mode,
                                                   connections, args.duration, env))
-                    results = {name: median(found) for name, found in runs.items()}
+                    results = {name: summary(found) for name, found in runs.items()}
                     floor = results[CALLS[0][0]]["rps"]
                     for name, result in results.items():
                         rows.append((kind, workload, connections, name, result, result["rps"] / floor))
@@ -201,10 +204,11 @@ def bench_database(kind, args, tmp) -> list:
             started.stop()
 
 
-def median(results: list) -> dict:
-    """The median run of each figure; errors summed, with the first error answer seen."""
+def summary(results: list) -> dict:
+    """Each figure the median of the counted runs (the first is the warm-up); the errors of every
+    run, warm-up included, summed, with the first error answer seen."""
     def middle(key):
-        return statistics.median(r[key] for r in results)
+        return statistics.median(r[key] for r in results[1:])
     return {"rps": middle("rps"), "p50_us": middle("p50_us"), "p99_us": middle("p99_us"),
             "status_errors": sum(r["status_errors"] for r in results),
             "socket_errors": sum(r["socket_errors"] for r in results),
@@ -227,15 +231,15 @@ def main():
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--workloads", default="hot,spread")
     parser.add_argument("--duration", type=int, default=3, help="seconds a run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each call; the median is shown")
+    parser.add_argument("--rounds", type=int, default=3, help="counted runs of each call, after one warm-up run; the median is shown")
     parser.add_argument("--filled", type=int, default=0, help="ledger rows to book first")
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
     args.workloads = args.workloads.split(",")
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
-    print(f"gunicorn {' '.join(GUNICORN)}; wrk -t1, median of {args.rounds} runs of {args.duration:g} s; "
-          f"{args.filled} ledger rows booked first")
+    print(f"gunicorn {' '.join(GUNICORN)}; wrk -t1, median of {args.rounds} runs of {args.duration:g} s "
+          f"after a warm-up run; {args.filled} ledger rows booked first")
     print(HEADER, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.databases.split(","):
