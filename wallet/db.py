@@ -248,6 +248,7 @@ class Driver:
     def __init__(self, engine, write=True):
         self.dialect, self.write = engine.dialect, write
         self.connection = engine.raw_connection()  # close() gives it back to the pool
+        self.ended = False  # committed or rolled back: the pool need not roll back (MySQL)
 
     def begin(self) -> None:
         if self.dialect.name == "sqlite":  # the other drivers begin with the first statement
@@ -255,20 +256,20 @@ class Driver:
 
     def commit(self) -> None:
         try:
-            self.connection.commit()
+            self.connection.dbapi_connection.commit()
         except self.dialect.loaded_dbapi.Error as exc:
             raise wrapped(self, exc, "COMMIT") from exc
-        self.connection.info[TRANSACTION_ENDED] = True
+        self.ended = True
 
     def rollback(self) -> None:
         if not self.connection.is_valid:
             return  # invalidated (found dead): nothing to roll back, the pool drops it
         try:
-            self.connection.rollback()
+            self.connection.dbapi_connection.rollback()
         except self.dialect.loaded_dbapi.Error as exc:
             self.invalidate(exc)  # a connection that cannot roll back is not given out again
             return
-        self.connection.info[TRANSACTION_ENDED] = True
+        self.ended = True
 
     def invalidate(self, exc=None) -> None:
         self.connection.invalidate(exc)
@@ -277,6 +278,8 @@ class Driver:
         return self
 
     def __exit__(self, *_):
+        if self.ended:
+            self.connection.info[TRANSACTION_ENDED] = True
         self.connection.close()
 
 
