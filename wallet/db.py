@@ -243,11 +243,13 @@ def _connect(engine, write: bool, driver: bool):
 
 class Driver:
     """A DBAPI connection from the engine's pool, with the part of SQLAlchemy's Connection that
-    `Statement` and `transaction` use: `dialect`, `connection`, begin, commit, rollback, invalidate."""
+    `Statement` and `transaction` use: `dialect`, `connection`, begin, commit, rollback, invalidate;
+    and one cursor that every Statement of the transaction runs on."""
 
     def __init__(self, engine, write=True):
         self.dialect, self.write = engine.dialect, write
         self.connection = engine.raw_connection()  # close() gives it back to the pool
+        self.transaction_cursor = self.connection.dbapi_connection.cursor()  # for every Statement
         self.ended = False  # committed or rolled back: the pool need not roll back (MySQL)
 
     def begin(self) -> None:
@@ -278,6 +280,8 @@ class Driver:
         return self
 
     def __exit__(self, *_):
+        with contextlib.suppress(self.dialect.loaded_dbapi.Error):  # e.g. the server went away
+            self.transaction_cursor.close()
         if self.ended:
             self.connection.info[TRANSACTION_ENDED] = True
         self.connection.close()
