@@ -8,8 +8,7 @@ durability; SQLite in WAL with synchronous=FULL) it starts `gunicorn app:app` an
 reference (bench/raw_app.py) with the same settings, drives them with wrk (bench/wallet.lua), prints
 one table (requests/s, p50/p99 latency, ratio to the floor measured in the same run, errors and
 the first error answer; each figure the median of `--rounds` runs after a warm-up round, the calls
-interleaved), and then
-checks the books with the audit: speed is never bought with correctness.
+interleaved), and then checks the books with the audit: speed is never bought with correctness.
 `--filled N` first books N ledger rows (with their bets), to show throughput does not fall as the
 ledger grows.
 """
@@ -231,7 +230,8 @@ def main():
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--workloads", default="hot,spread")
     parser.add_argument("--duration", type=int, default=3, help="seconds a run")
-    parser.add_argument("--rounds", type=int, default=3, help="counted runs of each call, after one warm-up run; the median is shown")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="counted runs of each call, after one warm-up run; the median is shown")
     parser.add_argument("--filled", type=int, default=0, help="ledger rows to book first")
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]

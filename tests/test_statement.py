@@ -59,9 +59,8 @@ def test_mysql_pool_sends_no_rollback_after_a_finished_transaction(app):
 
     def count() -> int:  # calls one after another reuse the pool's one connection
         with db.Driver(engine) as driver:
-            cursor = driver.connection.cursor()
-            cursor.execute("SHOW SESSION STATUS LIKE 'Com_rollback'")
-            rollbacks = int(cursor.fetchone()[1])
+            driver.transaction_cursor.execute("SHOW SESSION STATUS LIKE 'Com_rollback'")
+            rollbacks = int(driver.transaction_cursor.fetchone()[1])
             driver.commit()
         return rollbacks
     before = count()

@@ -1,9 +1,10 @@
 """The money path's SQL: SQLAlchemy Core statements compiled once per dialect, run on the driver.
 
 SQLAlchemy Core writes each statement once for SQLite, PostgreSQL and MySQL/MariaDB, with the
-columns' types; `Statement` keeps that compiled text and runs it on the DBAPI cursor of the
+columns' types; `Statement` keeps that compiled text and runs it on a DBAPI cursor of the
 connection it is given (a SQLAlchemy Connection, or the pool's DBAPI connection that
-`db.transaction(driver=True)` hands out), inside that connection's transaction. On the benchmark
+`db.transaction(driver=True)` hands out, whose one cursor serves the whole transaction), inside
+that connection's transaction. On the benchmark
 machine `Connection.execute` costs about 45 us a statement and the driver's cursor about 5 us
 (README, "Performance"); a bet is five statements, run while the wallet row is locked. The pool,
 the schema and the occasional query of the CLI, console and audit stay plain SQLAlchemy.
