@@ -1,6 +1,6 @@
 """Instructions per 100HP withdrawal, the wallet's and the raw-driver reference's, counted by
-valgrind's callgrind: the same count on every run, whatever else the machine is doing, so a change
-of a few percent shows (the wrk figures of bench/run.py move by 20 % between runs on 2 shared cores).
+valgrind's callgrind: within 1 % on every run, whatever else the machine is doing, so a change of a
+few percent shows (the wrk figures of bench/run.py move by 5-20 % between runs on 2 shared cores).
 
     python bench/instructions.py [N]        # needs valgrind (Debian package)
 
