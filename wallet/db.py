@@ -249,7 +249,11 @@ class Driver:
     def __init__(self, engine, write=True):
         self.dialect, self.write = engine.dialect, write
         self.connection = engine.raw_connection()  # close() gives it back to the pool
-        self.transaction_cursor = self.connection.dbapi_connection.cursor()  # for every Statement
+        try:
+            self.transaction_cursor = self.connection.dbapi_connection.cursor()  # for every Statement
+        except BaseException:
+            self.connection.close()  # not entered yet, so __exit__ would not give it back
+            raise
         self.ended = False  # committed or rolled back: the pool need not roll back (MySQL)
 
     def begin(self) -> None:
