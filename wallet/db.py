@@ -137,15 +137,16 @@ def utcnow() -> datetime:
 
 def make_engine(url: str, sqlite_busy_timeout_ms: int = 30000):
     """An engine set up for this wallet's locking; see the module docstring."""
-    backend = make_url(url).get_backend_name()
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    # No pool_pre_ping on any of them (a round trip per call): a connection found dead is retried.
     if backend in ("mysql", "mariadb"):
-        # No pool_pre_ping (a round trip per call): a connection found dead is retried instead.
         return _rollback_only_open_transactions(
             create_engine(url, isolation_level="READ COMMITTED", pool_reset_on_return=None))
     if backend != "sqlite":
         return create_engine(url, isolation_level="READ COMMITTED")
     engine = create_engine(url)
-    database = make_url(url).database
+    database = parsed.database
     engine.writer_queue = f"{database}.lock" if database and database != ":memory:" else None
 
     @event.listens_for(engine, "connect")

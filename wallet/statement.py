@@ -4,10 +4,10 @@ SQLAlchemy Core writes each statement once for SQLite, PostgreSQL and MySQL/Mari
 columns' types; `Statement` keeps that compiled text and runs it on a DBAPI cursor of the
 connection it is given (a SQLAlchemy Connection, or the pool's DBAPI connection that
 `db.transaction(driver=True)` hands out, whose one cursor serves the whole transaction), inside
-that connection's transaction. On the benchmark
-machine `Connection.execute` costs about 45 us a statement and the driver's cursor about 5 us
-(README, "Performance"); a bet is five statements, run while the wallet row is locked. The pool,
-the schema and the occasional query of the CLI, console and audit stay plain SQLAlchemy.
+that connection's transaction. On the benchmark machine `Connection.execute` costs about 45 us a
+statement and the driver's cursor about 5 us (README, "Performance"); a bet is five statements, run
+while the wallet row is locked. The pool, the schema and the occasional query of the CLI, console
+and audit stay plain SQLAlchemy.
 
 What `Connection.execute` would do and this keeps: the types' bind and result processors (exact
 Decimal text on SQLite, datetimes), rows with named columns, errors raised as SQLAlchemy's
