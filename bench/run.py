@@ -192,8 +192,12 @@ def bench_database(kind, args, tmp) -> list:
                     for name, result in results.items():
                         rows.append((kind, workload, connections, name, result, result["rps"] / floor))
                         print_row(rows[-1], flush=True)
+                    # Each round's two runs were seconds apart: the spread of these is the figure's noise.
+                    by_round = ", ".join(f"{w['rps'] / r['rps']:.2f}" for w, r in
+                                         zip(runs[WITHDRAWAL][1:], runs[RAW_WITHDRAWAL][1:]))
                     print(f"{'':26}withdrawal / raw driver: "
-                          f"{results[WITHDRAWAL]['rps'] / results[RAW_WITHDRAWAL]['rps']:.2f}", flush=True)
+                          f"{results[WITHDRAWAL]['rps'] / results[RAW_WITHDRAWAL]['rps']:.2f} "
+                          f"(round by round: {by_round})", flush=True)
         problems = audit(engine)
         print(f"{kind}: books {'ok' if not problems else 'WRONG: ' + '; '.join(problems[:5])}", flush=True)
         engine.dispose()
