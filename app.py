@@ -35,6 +35,9 @@ SANDBOX_DEFAULTS = {
     "HP_API_URL": "",
     "HASH_LAUNCH_URL": "",
     "CONSOLE": "auto",
+    "LOCK_TIMEOUT_MS": "2000",
+    "CALL_DEADLINE_MS": "2500",
+    "SESSION_LIFETIME_MINUTES": "1440",
 }
 SECRETS = ("HP_SECRET", "HASH_SECRET")
 
@@ -66,7 +69,9 @@ def create_app(config=None, casino=None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_BODY_BYTES"])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    engine = db.make_engine(app.config["DATABASE_URL"])
+    limits = db.Limits(lock_timeout=int(app.config["LOCK_TIMEOUT_MS"]) / 1000,
+                       deadline=int(app.config["CALL_DEADLINE_MS"]) / 1000)
+    engine = db.make_engine(app.config["DATABASE_URL"], limits)
     app.extensions["engine"] = engine
     app.extensions["casino"] = casino or YourCasino(engine)
     guard.install(app)
@@ -102,6 +107,7 @@ def create_app(config=None, casino=None) -> Flask:
     if app.config["WALLET_ENV"] == "sandbox" and make_url(app.config["DATABASE_URL"]).get_backend_name() == "sqlite":
         db.init_schema(engine)
         cli.seed_demo_if_empty(app)
+    engine.dispose()  # `gunicorn --preload`: no connection of the master's is shared by the workers
     return app
 
 

@@ -6,6 +6,7 @@
   settled bet its one deposit, a refunded bet its one refund, an open bet neither
   (spec/100hp.md §2.3, spec/hash.md §7.2);
 - no ledger row refers to a transaction or order that does not exist.
+All of it is read in one snapshot, so it can run under live traffic.
 Sums are taken in Python over Decimals: SQLite's SUM would go through floating point.
 """
 from collections import defaultdict
@@ -13,7 +14,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from .db import hash_orders, hp_transactions, ledger, wallets
+from .db import hash_orders, hp_transactions, ledger, read_snapshot, wallets
 
 # What the ledger must hold for a 100HP transaction / a Hash order in each state: {op: sign}.
 HP_EXPECTED = {
@@ -27,7 +28,7 @@ HP_EXPECTED = {
 def audit(engine) -> list[str]:
     """Every problem found, as one line each; an empty list means the books are right."""
     problems = []
-    with engine.connect() as conn:
+    with read_snapshot(engine) as conn:  # one view: a bet committing meanwhile is not half-seen
         totals, running, refs = defaultdict(Decimal), defaultdict(Decimal), defaultdict(dict)
         for row in conn.execution_options(yield_per=10000).execute(
                 select(ledger).order_by(ledger.c.id)):

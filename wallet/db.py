@@ -1,29 +1,34 @@
-"""Database access: the engine, the tables and the one transaction helper.
+"""Database access: the tables, the engine, and `transaction`, the one helper every money call runs in.
 
 The schema's source of truth is `ddl/<dialect>.sql` (applied by `init_schema`); the tables below
 mirror it for SQLAlchemy Core queries, and tests/test_schema.py proves the two agree.
 
-Locking (DESIGN.md, "Correctness under concurrency"): every money operation is one transaction that
-locks the wallet row first. PostgreSQL and MySQL: `SELECT ... FOR UPDATE` under READ COMMITTED, so a
-row re-read after the lock is the latest committed one. SQLite has no row locks: a writing
-transaction starts with `BEGIN IMMEDIATE`, which takes the database write lock up front, and writers
-queue for it on a file lock beside the database (`_writers_queue`).
+Locking: every money operation is one transaction that locks the wallet row first. PostgreSQL and
+MySQL: `SELECT ... FOR UPDATE` under READ COMMITTED, so a row re-read after the lock is the latest
+committed one. SQLite has no row locks: a writing transaction starts with `BEGIN IMMEDIATE`, which
+takes the database write lock up front, and writers queue for it on a file lock beside the
+database (`_writers_queue`); reads start a plain `BEGIN` and never wait for a writer (WAL).
+
+Bounded waits: each lock wait is bounded by LOCK_TIMEOUT_MS and a whole call, retries included, by
+CALL_DEADLINE_MS. What is retried, and what a failed COMMIT means, is decided in one place:
+`_retryable` and `transaction`.
 """
 import contextlib
 import fcntl
+import math
 import os
+import time
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import (BigInteger, bindparam, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData,
                         Numeric, SmallInteger, String, Table, Text, UniqueConstraint, create_engine,
                         event, select, text)
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator
-
-from .statement import Statement, wrapped
 
 DDL_DIR = Path(__file__).resolve().parent.parent / "ddl"
 
@@ -135,24 +140,75 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def make_engine(url: str, sqlite_busy_timeout_ms: int = 30000):
-    """An engine set up for this wallet's locking; see the module docstring."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    # No pool_pre_ping on any of them (a round trip per call): a connection found dead is retried.
-    if backend in ("mysql", "mariadb"):
-        return _rollback_only_open_transactions(
-            create_engine(url, isolation_level="READ COMMITTED", pool_reset_on_return=None))
-    if backend != "sqlite":
-        return create_engine(url, isolation_level="READ COMMITTED")
-    engine = create_engine(url)
-    database = parsed.database
+class Limits(NamedTuple):
+    """How long a call may wait: each lock wait, and the whole call with its retries (seconds)."""
+    lock_timeout: float = 2.0
+    deadline: float = 2.5
+
+
+class DatabaseUnavailable(Exception):
+    """A call that could not be answered: the deadline passed, or the COMMIT's outcome is unknown.
+    The providers' handlers answer it as 100HP 702 / Hash 5000, without a traceback."""
+
+
+class DeadlinePassed(DatabaseUnavailable):
+    """The call's deadline passed before its transaction could commit: nothing was written."""
+
+
+class CommitOutcomeUnknown(DatabaseUnavailable):
+    """The connection failed during COMMIT: the transaction may or may not have committed. Never
+    retried and never answered as success; the provider's own retry finds out (a duplicate answer)."""
+
+
+class LockWaitTimeout(Exception):
+    """SQLite: the writers' queue was not free within the lock timeout."""
+
+
+def make_engine(url: str, limits: Limits = Limits()):
+    """An engine set up for this wallet's locking and bounded waits; see the module docstring.
+
+    `hide_parameters`: a database error's message never carries the bound values (session tokens).
+    No pool_pre_ping (a round trip per call): a connection found dead is invalidated with the rest
+    of the pool, and the call is retried on a fresh one (`transaction`).
+    """
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        engine = create_engine(url, hide_parameters=True)
+        _set_up_sqlite(engine, limits)
+    elif backend in ("mysql", "mariadb"):
+        engine = create_engine(url, hide_parameters=True, isolation_level="READ COMMITTED",
+                               pool_reset_on_return=None)
+        _rollback_only_open_transactions(engine)
+        _on_connect(engine, "SET SESSION innodb_lock_wait_timeout = "
+                            f"{_whole_seconds(limits.lock_timeout)}")
+    else:
+        engine = create_engine(url, hide_parameters=True, isolation_level="READ COMMITTED")
+        _on_connect(engine, f"SET lock_timeout = {int(limits.lock_timeout * 1000)}")
+    engine.wallet_limits = limits
+    return engine
+
+
+def _whole_seconds(seconds: float) -> int:
+    return max(1, math.ceil(seconds))  # MySQL counts innodb_lock_wait_timeout in whole seconds
+
+
+def _on_connect(engine, sql: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _set(dbapi_conn, _record):
+        cursor = dbapi_conn.cursor()
+        cursor.execute(sql)
+        cursor.close()
+        dbapi_conn.commit()
+
+
+def _set_up_sqlite(engine, limits: Limits) -> None:
+    database = engine.url.database
     engine.writer_queue = f"{database}.lock" if database and database != ":memory:" else None
 
     @event.listens_for(engine, "connect")
     def _sqlite_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
-        for pragma in (f"busy_timeout={int(sqlite_busy_timeout_ms)}",
+        for pragma in (f"busy_timeout={int(limits.lock_timeout * 1000)}",
                        "journal_mode=WAL",       # readers never wait for the writer
                        "synchronous=FULL",       # a committed bet survives a power cut
                        "foreign_keys=ON"):
@@ -160,28 +216,24 @@ def make_engine(url: str, sqlite_busy_timeout_ms: int = 30000):
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn):
-        begin_sqlite(conn, conn.get_execution_options().get("write", True))
-
-    return engine
-
-
-TRANSACTION_ENDED = "wallet.transaction_ended"  # Driver's note to the pool, in the record's info
+        # A writer takes the write lock up front, so two writers never both read, then deadlock.
+        # Any other transaction (health check, console, audit) is a read and takes no lock.
+        write = conn.get_execution_options().get("write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def _rollback_only_open_transactions(engine):
+def _rollback_only_open_transactions(engine) -> None:
     """MySQL: the pool rolls back a connection it gets back only if its transaction may be open.
 
-    SQLAlchemy's default rolls back every connection returned, and PyMySQL sends that ROLLBACK
-    even with no transaction open (sqlite3 and psycopg do not): a round trip per call. SQLAlchemy's
-    Connection says when its transaction has ended, and `Driver` notes it in the connection's info
-    (SQLAlchemy docs, "Reset On Return": pool_reset_on_return=None and a "reset" event hook).
+    SQLAlchemy's default rolls back every connection returned, and PyMySQL sends that ROLLBACK even
+    with no transaction open (sqlite3 and psycopg do not): a round trip per call. SQLAlchemy's
+    documented recipe ("Reset On Return"): pool_reset_on_return=None and a "reset" event hook that
+    skips the rollback when the Connection already committed or rolled back.
     """
     @event.listens_for(engine, "reset")
-    def _reset(dbapi_conn, record, state):
-        ended = record is not None and record.info.pop(TRANSACTION_ENDED, False)
-        if not (state.transaction_was_reset or ended):
+    def _reset(dbapi_conn, _record, state):
+        if not state.transaction_was_reset:
             dbapi_conn.rollback()
-    return engine
 
 
 def init_schema(engine) -> None:
@@ -195,142 +247,132 @@ def init_schema(engine) -> None:
                                                                   engine.dialect.name)
     script = (DDL_DIR / f"{dialect}.sql").read_text()
     statements = [s for s in script.split(";\n") if _without_comments(s).strip()]
-    with _writers_queue(engine, write=True), engine.begin() as conn:
-        for statement in statements:
-            conn.exec_driver_sql(statement)
+    with _writers_queue(engine, True, 30.0), engine.connect() as conn:
+        with conn.execution_options(write=True).begin():
+            for statement in statements:
+                conn.exec_driver_sql(statement)
 
 
 def _without_comments(sql: str) -> str:
     return "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
 
 
-def transaction(engine, work, *, write=True, attempts=4, driver=False):
+def transaction(engine, work, *, write=True):
     """Run `work(conn)` in one transaction and return its result; commit, or roll back on error.
 
-    `conn` is a SQLAlchemy Connection; with `driver=True` it is the pool's DBAPI connection
-    (`Driver`), for work that runs only `Statement`s: the money path, which so skips SQLAlchemy's
-    Connection and transaction bookkeeping (a tenth of a withdrawal's cost, README "Performance").
-
-    Retried (up to `attempts` runs in all) when `work` fails on a deadlock, a lock timeout, a lost
-    unique-key race (the next run sees the winner's row and answers as the duplicate it is) or a
-    connection found dead (the pool reconnects). A failure of the COMMIT itself is never retried:
-    the commit may have happened, and only a fresh look can tell.
+    Retried while the call's deadline allows when `work` fails on a deadlock, a serialization
+    failure, a lost unique-key race (the next run sees the winner's row and answers as the
+    duplicate it is), a lock timeout, or a connection found dead (the transaction died with it).
+    A COMMIT that fails is retried only when the database says it rolled back (a deadlock,
+    serialization or Galera certification failure); any other COMMIT failure may have committed,
+    and raises CommitOutcomeUnknown. Past the deadline: DeadlinePassed, nothing written.
     """
-    for attempt in range(1, attempts + 1):
-        with _connect(engine, write, driver) as conn, _writers_queue(engine, write):
-            try:
-                conn.begin()
-                result = work(conn)
-            except DBAPIError as exc:
-                conn.rollback()
-                if attempt < attempts and (exc.connection_invalidated or _retryable(exc)):
-                    continue
-                raise
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
-            return result
-
-
-def _connect(engine, write: bool, driver: bool):
-    if driver:
-        return Driver(engine, write)
-    conn = engine.connect()
-    if not write:
-        conn.execution_options(write=False)  # SQLite: BEGIN, not BEGIN IMMEDIATE
-    return conn
-
-
-class Driver:
-    """A DBAPI connection from the engine's pool, with the part of SQLAlchemy's Connection that
-    `Statement` and `transaction` use: `dialect`, `connection`, begin, commit, rollback, invalidate;
-    and one cursor that every Statement of the transaction runs on."""
-
-    def __init__(self, engine, write=True):
-        self.dialect, self.write = engine.dialect, write
-        self.connection = engine.raw_connection()  # close() gives it back to the pool
+    limits = engine.wallet_limits
+    deadline = time.monotonic() + limits.deadline
+    lock_wait = limits.lock_timeout
+    while True:
         try:
-            self.transaction_cursor = self.connection.dbapi_connection.cursor()  # for every Statement
+            return _attempt(engine, work, write, lock_wait)
+        except (DBAPIError, LockWaitTimeout) as exc:
+            if not (isinstance(exc, LockWaitTimeout) or exc.connection_invalidated or _retryable(exc)):
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeadlinePassed(f"no answer within {limits.deadline:g} s: {exc}") from exc
+            lock_wait = min(limits.lock_timeout, left)  # a retry's lock waits end by the deadline
+
+
+def _attempt(engine, work, write: bool, lock_wait: float):
+    with _writers_queue(engine, write, lock_wait), engine.connect() as conn:
+        if write:
+            conn.execution_options(write=True)  # SQLite: BEGIN IMMEDIATE
+        conn.begin()
+        try:
+            if lock_wait < engine.wallet_limits.lock_timeout:
+                _shorten_lock_waits(conn, lock_wait)
+            result = work(conn)
         except BaseException:
-            self.connection.close()  # not entered yet, so __exit__ would not give it back
+            conn.rollback()
             raise
-        self.ended = False  # committed or rolled back: the pool need not roll back (MySQL)
-
-    def begin(self) -> None:
-        if self.dialect.name == "sqlite":  # the other drivers begin with the first statement
-            begin_sqlite(self, self.write)
-
-    def commit(self) -> None:
         try:
-            self.connection.dbapi_connection.commit()
-        except self.dialect.loaded_dbapi.Error as exc:
-            raise wrapped(self, exc, "COMMIT") from exc
-        self.ended = True
+            conn.commit()
+        except DBAPIError as exc:
+            if _retryable(exc) and not exc.connection_invalidated:
+                raise  # the database rolled the transaction back: safe to run again
+            raise CommitOutcomeUnknown(f"COMMIT failed, outcome unknown: {exc}") from exc
+        return result
 
-    def rollback(self) -> None:
-        if not self.connection.is_valid:
-            return  # invalidated (found dead): nothing to roll back, the pool drops it
-        try:
-            self.connection.dbapi_connection.rollback()
-        except self.dialect.loaded_dbapi.Error as exc:
-            self.invalidate(exc)  # a connection that cannot roll back is not given out again
-            return
-        self.ended = True
 
-    def invalidate(self, exc=None) -> None:
-        self.connection.invalidate(exc)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_):
-        with contextlib.suppress(self.dialect.loaded_dbapi.Error):  # e.g. the server went away
-            self.transaction_cursor.close()
-        if self.ended:
-            self.connection.info[TRANSACTION_ENDED] = True
-        self.connection.close()
+def _shorten_lock_waits(conn, seconds: float) -> None:
+    """A retry may wait only for the time left before the deadline (SQLite: the writers' queue)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(seconds * 1000))}")
+    elif conn.dialect.name in ("mysql", "mariadb"):
+        # Session-wide on MySQL; the next call's connect value comes back with the pool's next
+        # connection, so a retried connection is left waiting less, never more.
+        conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {_whole_seconds(seconds)}")
 
 
 @contextlib.contextmanager
-def _writers_queue(engine, write: bool):
-    """SQLite: writers wait their turn on a file lock, woken by the kernel the moment it is free,
-    instead of SQLite's busy handler, which polls with sleeps of up to 100 ms (the p99 killer)."""
+def _writers_queue(engine, write: bool, wait: float):
+    """SQLite: writers wait their turn on a file lock beside the database, for at most `wait`
+    seconds, polling every few milliseconds (SQLite's own busy handler sleeps up to 100 ms)."""
     path = getattr(engine, "writer_queue", None)
     if not (write and path):
         yield
         return
     lock = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)  # its own per call: excludes threads too
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        give_up, pause = time.monotonic() + wait, 0.0005
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= give_up:
+                    raise LockWaitTimeout(f"the SQLite writers' queue was busy for {wait:g} s") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.004)
         yield
     finally:
         os.close(lock)  # releases the lock, after COMMIT or ROLLBACK
 
 
+# What may be retried: the error codes of each database, in one table.
+_RETRYABLE_SQLSTATES = {"40001",   # PostgreSQL serialization failure
+                        "40P01",   # deadlock
+                        "23505",   # unique violation: a lost race on a txId / order_no
+                        "55P03"}   # lock_not_available: lock_timeout
+_RETRYABLE_MYSQL = {1213,   # deadlock (Galera: certification conflict, also at COMMIT)
+                    1205,   # lock wait timeout
+                    1062}   # duplicate key: a lost race
+_RETRYABLE_SQLITE = ("UNIQUE constraint failed", "database is locked")
+
+
 def _retryable(exc: DBAPIError) -> bool:
-    if isinstance(exc, IntegrityError):
-        return True
+    """Only errors a second run can get past; a CHECK or NOT NULL failure never is."""
     orig = exc.orig
-    sqlstate = getattr(orig, "sqlstate", None)                    # psycopg
-    if sqlstate in ("40001", "40P01", "55P03"):                   # serialization, deadlock, lock
+    if getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
         return True
-    if orig is not None and orig.args and orig.args[0] in (1205, 1213):  # MySQL lock wait, deadlock
+    if orig is not None and orig.args and orig.args[0] in _RETRYABLE_MYSQL:
         return True
-    return "database is locked" in str(orig)                      # SQLite busy past the timeout
+    return any(text_ in str(orig) for text_ in _RETRYABLE_SQLITE)
 
 
-BEGIN_WRITE, BEGIN_READ = Statement(text("BEGIN IMMEDIATE")), Statement(text("BEGIN"))
+@contextlib.contextmanager
+def read_snapshot(engine):
+    """One consistent view of the whole database for a long read (the audit): REPEATABLE READ on
+    PostgreSQL and MySQL, a WAL read transaction on SQLite. Commits under way are not seen half."""
+    with engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
 
 
-def begin_sqlite(conn, write: bool) -> None:
-    """A writer takes the write lock up front, so two writers never both read, then deadlock."""
-    (BEGIN_WRITE if write else BEGIN_READ).run(conn)
-
-
-LOCK_WALLET = Statement(select(wallets).where(wallets.c.id == bindparam("wallet_id")).with_for_update())
+LOCK_WALLET = select(wallets).where(wallets.c.id == bindparam("wallet_id")).with_for_update()
 
 
 def lock_wallet(conn, wallet_id):
     """The wallet row, locked for the rest of the transaction (SQLite: already, by BEGIN IMMEDIATE)."""
-    return LOCK_WALLET.first(conn, wallet_id=wallet_id)
+    return conn.execute(LOCK_WALLET, {"wallet_id": wallet_id}).first()

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from . import hash_orders
+from .db import DatabaseUnavailable
 from .guard import address_allowed, note_reference, note_result
 from .hash_crypto import EnvelopeError, decrypt, encrypt
 from .hash_orders import HashError
@@ -194,6 +195,9 @@ def unexpected_error(exc: Exception):
     """Any other failure under /api/v2, routed here by app.py: never a traceback or an HTML page."""
     if isinstance(exc, HTTPException):  # unknown path, wrong method, body too large
         return hash_error(HashError(1001, exc.name))
+    if isinstance(exc, DatabaseUnavailable):  # deadline passed, or a COMMIT of unknown outcome
+        log.error("Hash %s not answered: %s", request.path, exc)
+        return hash_error(HashError(5000))  # Hash retries an update; an add it rolls back itself
     log.exception("Hash %s failed", request.path)
     return hash_error(HashError(5000))  # the transaction was rolled back
 

@@ -12,7 +12,6 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from . import db, ledger
 from .db import hash_orders, players, sessions, utcnow, wallets
 from .money import format_hash
-from .statement import Statement
 
 CODES = {
     0: "SUCCESS",
@@ -32,22 +31,20 @@ CODES = {
 PENDING, SUCCESS, FAILED, PENDING_SETTLEMENT, CANCELLED = 0, 1, 2, 3, 4  # Hash §7.1
 FINAL = (SUCCESS, FAILED, CANCELLED)
 
-# The statements, compiled once per dialect and run on the driver (wallet/statement.py).
+# The statements, built once (SQLAlchemy caches their compiled form).
 _LIVE_SESSION = and_(sessions.c.token == bindparam("token"), sessions.c.closed_at.is_(None))
-PLAYER = Statement(select(players).select_from(sessions.join(players)).where(_LIVE_SESSION))
+PLAYER = select(players).select_from(sessions.join(players)).where(_LIVE_SESSION)
 # A bet's first lock: the session's wallet in the bet's currency (as YourCasino's, FOR UPDATE OF).
-SESSION_WALLET_LOCKED = Statement(
+SESSION_WALLET_LOCKED = (
     select(wallets).select_from(sessions.join(wallets, and_(
         wallets.c.player_id == sessions.c.player_id, wallets.c.currency == bindparam("currency"))))
     .where(_LIVE_SESSION).with_for_update(of=wallets))
-WALLET = Statement(select(wallets).where(wallets.c.player_id == bindparam("player_id"),
-                                         wallets.c.currency == bindparam("currency")))
-PLAYER_EXISTS = Statement(select(players.c.id).where(players.c.id == bindparam("player_id")))
-ORDER = Statement(select(hash_orders).where(hash_orders.c.order_no == bindparam("order_no")))
-ADD_ORDER = Statement(insert(hash_orders), columns=(
-    "order_no", "wallet_id", "amount", "status", "debited", "entry_key", "round_id", "bet_info",
-    "created_at", "updated_at"))
-UPDATE_ORDER = Statement(
+WALLET = select(wallets).where(wallets.c.player_id == bindparam("player_id"),
+                               wallets.c.currency == bindparam("currency"))
+PLAYER_EXISTS = select(players.c.id).where(players.c.id == bindparam("player_id"))
+ORDER = select(hash_orders).where(hash_orders.c.order_no == bindparam("order_no"))
+ADD_ORDER = insert(hash_orders)
+UPDATE_ORDER = (
     update(hash_orders).where(hash_orders.c.order_no == bindparam("order")).values(
         status=bindparam("new_status"), payout=bindparam("credited"), prize=bindparam("new_prize"),
         tax=bindparam("new_tax"), bonus=bindparam("new_bonus"), bet_info=bindparam("info"),
@@ -71,7 +68,7 @@ def payout(prize: Decimal, tax: Decimal, bonus: Decimal, formula: str = "prize+b
 
 def user_info(engine, token: str) -> dict:
     """§5.1. Errors: 2001."""
-    player = db.transaction(engine, lambda conn: _player(conn, token), write=False, driver=True)
+    player = db.transaction(engine, lambda conn: _player(conn, token), write=False)
     return {"user_id": player.id, "username": player.name, "avatar": ""}
 
 
@@ -79,7 +76,7 @@ def user_balance(engine, token: str, currency: str) -> dict:
     """§5.2. Errors: 2001, 2003."""
     def work(conn):
         return _wallet(conn, _player(conn, token).id, currency)
-    wallet = db.transaction(engine, work, write=False, driver=True)
+    wallet = db.transaction(engine, work, write=False)
     return {"user_id": wallet.player_id, "balance": format_hash(wallet.balance), "currency": currency}
 
 
@@ -87,7 +84,7 @@ def add_order(engine, *, token, user_id, order_no, currency, amount, entry_key, 
     """§5.3: debit a bet once. A repeat with the same data answers success again without a second
     debit; a repeat with other data is 3001. Errors: 2001, 2002, 2003, 3001."""
     def work(conn):
-        wallet = SESSION_WALLET_LOCKED.first(conn, token=token, currency=currency)
+        wallet = conn.execute(SESSION_WALLET_LOCKED, dict(token=token, currency=currency)).first()
         if wallet is None or wallet.player_id != user_id:
             raise _refusal(conn, token, user_id)
         order = _order(conn, order_no)
@@ -99,11 +96,12 @@ def add_order(engine, *, token, user_id, order_no, currency, amount, entry_key, 
             raise HashError(2002)
         balance = ledger.post(conn, wallet, -amount, provider="hash", op="order_add", ref=order_no)
         now = utcnow()
-        ADD_ORDER.run(conn, order_no=order_no, wallet_id=wallet.id, amount=amount, status=PENDING,
-                      debited=True, entry_key=entry_key, round_id=round_id, bet_info=bet_info,
-                      created_at=now, updated_at=now)
+        conn.execute(ADD_ORDER, dict(order_no=order_no, wallet_id=wallet.id, amount=amount,
+                                     status=PENDING, debited=True, entry_key=entry_key,
+                                     round_id=round_id, bet_info=bet_info, created_at=now,
+                                     updated_at=now))
         return _answer(order_no, balance, currency)
-    return db.transaction(engine, work, driver=True)
+    return db.transaction(engine, work)
 
 
 def update_order(engine, *, user_id, order_no, currency, amount, status, prize, tax, bonus,
@@ -121,9 +119,10 @@ def update_order(engine, *, user_id, order_no, currency, amount, status, prize, 
             # §7.2 advice: a cancel for an order never debited is a no-op, recorded so that a late
             # order/add with this order_no is refused (3001) instead of taking a bet Hash dropped.
             now = utcnow()
-            ADD_ORDER.run(conn, order_no=order_no, wallet_id=wallet.id, amount=amount, status=status,
-                          debited=False, entry_key=entry_key, round_id=round_id, bet_info=bet_info,
-                          created_at=now, updated_at=now)
+            conn.execute(ADD_ORDER, dict(order_no=order_no, wallet_id=wallet.id, amount=amount,
+                                         status=status, debited=False, entry_key=entry_key,
+                                         round_id=round_id, bet_info=bet_info, created_at=now,
+                                         updated_at=now))
             return _answer(order_no, wallet.balance, currency)
         if wallet.player_id != user_id or wallet.currency != currency or order.amount != amount:
             raise HashError(3001, "user_id, currency or amount differ from the order")
@@ -139,10 +138,11 @@ def update_order(engine, *, user_id, order_no, currency, amount, status, prize, 
         elif status in (FAILED, CANCELLED) and order.debited:
             balance = ledger.post(conn, wallet, order.amount, provider="hash", op="order_refund",
                                   ref=order_no)
-        UPDATE_ORDER.run(conn, order=order_no, new_status=status, credited=credited, new_prize=prize,
-                         new_tax=tax, new_bonus=bonus, info=bet_info, at=utcnow())
+        conn.execute(UPDATE_ORDER, dict(order=order_no, new_status=status, credited=credited,
+                                        new_prize=prize, new_tax=tax, new_bonus=bonus,
+                                        info=bet_info, at=utcnow()))
         return _answer(order_no, balance, currency)
-    return db.transaction(engine, work, driver=True)
+    return db.transaction(engine, work)
 
 
 def _answer(order_no: str, balance: Decimal, currency: str) -> dict:
@@ -158,18 +158,18 @@ def _refusal(conn, token: str, user_id: int) -> HashError:
 
 
 def _player(conn, token: str):
-    player = PLAYER.first(conn, token=token)
+    player = conn.execute(PLAYER, dict(token=token)).first()
     if player is None:
         raise HashError(2001)
     return player
 
 
 def _wallet(conn, player_id: int, currency: str):
-    wallet = WALLET.first(conn, player_id=player_id, currency=currency)
+    wallet = conn.execute(WALLET, dict(player_id=player_id, currency=currency)).first()
     if wallet is None:
-        raise HashError(2003 if PLAYER_EXISTS.first(conn, player_id=player_id) else 2001)
+        raise HashError(2003 if conn.execute(PLAYER_EXISTS, dict(player_id=player_id)).first() else 2001)
     return wallet
 
 
 def _order(conn, order_no: str):
-    return ORDER.first(conn, order_no=order_no)
+    return conn.execute(ORDER, dict(order_no=order_no)).first()

@@ -14,6 +14,7 @@ from flask import Blueprint, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .casino import CasinoError
+from .db import DatabaseUnavailable
 from .guard import address_allowed, note_reference
 from .money import AmountError, parse_hp_amount
 
@@ -165,5 +166,8 @@ def unexpected_error(exc: Exception):
         return casino_error(CasinoError(400, "request body is too large"))
     if isinstance(exc, HTTPException):  # unknown path, wrong method
         return error_body(exc.code, exc.name)
+    if isinstance(exc, DatabaseUnavailable):  # deadline passed, or a COMMIT of unknown outcome
+        log.error("100HP %s not answered: %s", request.path, exc)
+        return casino_error(CasinoError(702))  # 100HP retries or rolls back; our answer is 702
     log.exception("100HP %s failed", request.path)
     return casino_error(CasinoError(702))  # the transaction was rolled back

@@ -9,12 +9,10 @@ from decimal import Decimal
 from sqlalchemy import bindparam, insert, update
 
 from .db import ledger, utcnow, wallets
-from .statement import Statement
 
-SET_BALANCE = Statement(update(wallets).where(wallets.c.id == bindparam("wallet"))
-                        .values(balance=bindparam("new_balance")))
-APPEND = Statement(insert(ledger), columns=(
-    "wallet_id", "provider", "op", "ref", "amount", "balance_after", "created_at"))
+SET_BALANCE = update(wallets).where(wallets.c.id == bindparam("wallet")).values(
+    balance=bindparam("new_balance"))
+APPEND = insert(ledger)
 
 
 class InsufficientFunds(Exception):
@@ -30,7 +28,7 @@ def post(conn, wallet, amount: Decimal, *, provider: str, op: str, ref: str) -> 
     balance = wallet.balance + amount
     if balance < 0:  # the CHECK (balance >= 0) constraints are the second line of defence
         raise InsufficientFunds()
-    SET_BALANCE.run(conn, wallet=wallet.id, new_balance=balance)
-    APPEND.run(conn, wallet_id=wallet.id, provider=provider, op=op, ref=ref, amount=amount,
-               balance_after=balance, created_at=utcnow())
+    conn.execute(SET_BALANCE, {"wallet": wallet.id, "new_balance": balance})
+    conn.execute(APPEND, {"wallet_id": wallet.id, "provider": provider, "op": op, "ref": ref,
+                          "amount": amount, "balance_after": balance, "created_at": utcnow()})
     return balance

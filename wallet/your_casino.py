@@ -1,7 +1,7 @@
 """YourCasino: the 100HP Casino on SQL (the Python port of YourCasino.js and the DDL examples).
 
 The storage primitives of wallet/casino.py written with SQLAlchemy Core against the schema in
-ddl/<dialect>.sql, run on the driver by wallet/statement.py. This is the file to copy into your own
+ddl/<dialect>.sql. This is the file to copy into your own
 stack: the rules stay in Casino, the queries are here, and every balance change goes through
 wallet/ledger.py.
 """
@@ -10,29 +10,27 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from . import db, ledger
 from .casino import OPEN, WITHDRAWAL, Bet, Casino, Session, Wallet
 from .db import hp_transactions, players, sessions, utcnow, wallets
-from .statement import Statement
 
-# The statements, compiled once per dialect and run on the driver (wallet/statement.py).
+# The statements, built once (SQLAlchemy caches their compiled form).
 _SESSION = (
     select(sessions.c.token, players.c.name, players.c.status, players.c.type,
            wallets.c.id, wallets.c.player_id, wallets.c.currency, wallets.c.balance)
     .select_from(sessions.join(players).join(wallets, and_(
         wallets.c.player_id == sessions.c.player_id, wallets.c.currency == sessions.c.currency)))
     .where(sessions.c.token == bindparam("token"), sessions.c.closed_at.is_(None)))
-SESSION = Statement(_SESSION)
+SESSION = _SESSION
 # PostgreSQL and MySQL 8 lock the wallet row only; MariaDB (no FOR UPDATE OF) the joined rows too;
 # SQLite is locked whole by BEGIN IMMEDIATE.
-SESSION_LOCKING_WALLET = Statement(_SESSION.with_for_update(of=wallets))
+SESSION_LOCKING_WALLET = _SESSION.with_for_update(of=wallets)
 # The columns in Bet's order.
-BET = Statement(select(hp_transactions.c.tx_id, hp_transactions.c.kind, hp_transactions.c.wallet_id,
-                       hp_transactions.c.session_id, hp_transactions.c.amount,
-                       hp_transactions.c.status, hp_transactions.c.promo_id)
-                .where(hp_transactions.c.tx_id == bindparam("tx_id")))
-ADD_BET = Statement(insert(hp_transactions), columns=(
-    "tx_id", "kind", "wallet_id", "session_id", "amount", "status", "promo_id", "created_at"))
-CLOSE_BET = Statement(update(hp_transactions).where(hp_transactions.c.tx_id == bindparam("tx"))
-                      .values(status=bindparam("new_status"), win_amount=bindparam("win"),
-                              closed_at=bindparam("at")))
+BET = (select(hp_transactions.c.tx_id, hp_transactions.c.kind, hp_transactions.c.wallet_id,
+              hp_transactions.c.session_id, hp_transactions.c.amount, hp_transactions.c.status,
+              hp_transactions.c.promo_id)
+       .where(hp_transactions.c.tx_id == bindparam("tx_id")))
+ADD_BET = insert(hp_transactions)
+CLOSE_BET = (update(hp_transactions).where(hp_transactions.c.tx_id == bindparam("tx"))
+             .values(status=bindparam("new_status"), win_amount=bindparam("win"),
+                     closed_at=bindparam("at")))
 OPEN_WITHDRAWALS = (select(hp_transactions.c.tx_id)
                     .where(hp_transactions.c.status == OPEN, hp_transactions.c.kind == WITHDRAWAL,
                            hp_transactions.c.created_at < bindparam("before"))
@@ -44,10 +42,10 @@ class YourCasino(Casino):
         self.engine = engine
 
     def atomically(self, work, write=True):
-        return db.transaction(self.engine, work, write=write, driver=True)
+        return db.transaction(self.engine, work, write=write)
 
     def find_session(self, conn, session_id, lock=False):
-        row = (SESSION_LOCKING_WALLET if lock else SESSION).first(conn, token=session_id)
+        row = conn.execute(SESSION_LOCKING_WALLET if lock else SESSION, {"token": session_id}).first()
         if row is None:
             return None
         return Session(row.token, _wallet(row), row.name, row.status, row.type)
@@ -56,16 +54,14 @@ class YourCasino(Casino):
         return _wallet(db.lock_wallet(conn, wallet_id))
 
     def find_bet(self, conn, tx_id):
-        row = BET.first(conn, tx_id=tx_id)
+        row = conn.execute(BET, {"tx_id": tx_id}).first()
         return None if row is None else Bet(*row)
 
     def add_bet(self, conn, bet):
-        ADD_BET.run(conn, tx_id=bet.tx_id, kind=bet.kind, wallet_id=bet.wallet_id,
-                    session_id=bet.session_id, amount=bet.amount, status=bet.status,
-                    promo_id=bet.promo_id, created_at=utcnow())
+        conn.execute(ADD_BET, {**bet._asdict(), "created_at": utcnow()})
 
     def close_bet(self, conn, tx_id, status, win_amount=None):
-        CLOSE_BET.run(conn, tx=tx_id, new_status=status, win=win_amount, at=utcnow())
+        conn.execute(CLOSE_BET, {"tx": tx_id, "new_status": status, "win": win_amount, "at": utcnow()})
 
     def open_withdrawals(self, created_before) -> list[str]:
         """txIds of withdrawals still open that were booked before `created_before` (for expire)."""
