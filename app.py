@@ -6,6 +6,7 @@ session are seeded and logged with curl commands to paste.
 """
 import logging
 import os
+from datetime import timedelta
 
 from flask import Flask, request
 from sqlalchemy import text
@@ -72,6 +73,7 @@ def create_app(config=None, casino=None) -> Flask:
     limits = db.Limits(lock_timeout=int(app.config["LOCK_TIMEOUT_MS"]) / 1000,
                        deadline=int(app.config["CALL_DEADLINE_MS"]) / 1000)
     engine = db.make_engine(app.config["DATABASE_URL"], limits)
+    app.config["SESSION_LIFETIME"] = timedelta(minutes=int(app.config["SESSION_LIFETIME_MINUTES"]))
     app.extensions["engine"] = engine
     app.extensions["casino"] = casino or YourCasino(engine)
     guard.install(app)

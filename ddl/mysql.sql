@@ -26,16 +26,18 @@ CREATE TABLE IF NOT EXISTS sessions (
     player_id  BIGINT       NOT NULL,
     currency   VARCHAR(16)  NOT NULL,                        -- the 100HP wallet of this session
     created_at DATETIME(6)  NOT NULL,
-    closed_at  DATETIME(6)  NULL,                            -- ended: no more bets (604)
+    expires_at DATETIME(6)  NOT NULL,                        -- no bets after (SESSION_LIFETIME_MINUTES)
+    closed_at  DATETIME(6)  NULL,                            -- close-session: no bets after
     FOREIGN KEY (player_id) REFERENCES players (id)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 
 -- 100HP bets and promo wins. The primary key makes a second booking of a txId impossible (607).
+-- kind 'rollback': a rollback that arrived before its withdrawal, kept so the late bet never books.
 CREATE TABLE IF NOT EXISTS hp_transactions (
     tx_id      VARCHAR(50)    NOT NULL PRIMARY KEY,
-    kind       VARCHAR(16)    NOT NULL CHECK (kind IN ('withdrawal', 'bonusWin')),
-    wallet_id  BIGINT         NOT NULL,
-    session_id VARCHAR(255)   NOT NULL,
+    kind       VARCHAR(16)    NOT NULL CHECK (kind IN ('withdrawal', 'bonusWin', 'rollback')),
+    wallet_id  BIGINT         NULL,                          -- NULL: a rollback before its bet
+    session_id VARCHAR(255)   NULL,
     amount     DECIMAL(24, 6) NOT NULL CHECK (amount >= 0),
     status     VARCHAR(16)    NOT NULL CHECK (status IN ('open', 'settled', 'refunded')),
     win_amount DECIMAL(24, 6) NULL,                          -- the deposit that settled it

@@ -23,15 +23,17 @@ CREATE TABLE IF NOT EXISTS sessions (
     player_id  BIGINT       NOT NULL REFERENCES players (id),
     currency   VARCHAR(16)  NOT NULL,                        -- the 100HP wallet of this session
     created_at TIMESTAMP    NOT NULL,
-    closed_at  TIMESTAMP    NULL                             -- ended: no more bets (604)
+    expires_at TIMESTAMP    NOT NULL,                        -- no bets after (SESSION_LIFETIME_MINUTES)
+    closed_at  TIMESTAMP    NULL                             -- close-session: no bets after
 );
 
 -- 100HP bets and promo wins. The primary key makes a second booking of a txId impossible (607).
+-- kind 'rollback': a rollback that arrived before its withdrawal, kept so the late bet never books.
 CREATE TABLE IF NOT EXISTS hp_transactions (
     tx_id      VARCHAR(50)    PRIMARY KEY,
-    kind       VARCHAR(16)    NOT NULL CHECK (kind IN ('withdrawal', 'bonusWin')),
-    wallet_id  BIGINT         NOT NULL REFERENCES wallets (id),
-    session_id VARCHAR(255)   NOT NULL,
+    kind       VARCHAR(16)    NOT NULL CHECK (kind IN ('withdrawal', 'bonusWin', 'rollback')),
+    wallet_id  BIGINT         NULL REFERENCES wallets (id),  -- NULL: a rollback before its bet
+    session_id VARCHAR(255)   NULL,
     amount     NUMERIC(24, 6) NOT NULL CHECK (amount >= 0),
     status     VARCHAR(16)    NOT NULL CHECK (status IN ('open', 'settled', 'refunded')),
     win_amount NUMERIC(24, 6) NULL,                          -- the deposit that settled it

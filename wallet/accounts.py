@@ -4,9 +4,10 @@ A session token is both the 100HP `sessionId` (spec/100hp.md §7) and the Hash `
 (spec/hash.md §4): the casino issues it at game launch and the provider sends it back.
 """
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from . import ledger
 from .db import lock_wallet, players, sessions, utcnow, wallets
@@ -40,8 +41,10 @@ def player_wallets(conn, player_id: int):
                         .order_by(wallets.c.id)).all()
 
 
-def create_session(conn, player_id: int, currency: str | None = None) -> str:
-    """A fresh token for the player. Its currency picks the 100HP wallet (default: the first)."""
+def create_session(conn, player_id: int, currency: str | None = None,
+                   lifetime: timedelta = timedelta(days=1)) -> str:
+    """A fresh token for the player, taking bets for `lifetime` (SESSION_LIFETIME_MINUTES) unless
+    closed first. Its currency picks the 100HP wallet (default: the player's first)."""
     owned = [w.currency for w in player_wallets(conn, player_id)]
     if not owned:
         raise LookupError(f"player {player_id} not found")
@@ -49,6 +52,23 @@ def create_session(conn, player_id: int, currency: str | None = None) -> str:
     if currency not in owned:
         raise LookupError(f"player {player_id} has no {currency} wallet")
     token = str(uuid.uuid4())
+    now = utcnow()
     conn.execute(insert(sessions).values(token=token, player_id=player_id, currency=currency,
-                                         created_at=utcnow()))
+                                         created_at=now, expires_at=now + lifetime))
     return token
+
+
+def close_session(conn, token: str) -> bool:
+    """End a session now: no new bets on it (its open bets still settle). False if unknown or
+    closed already."""
+    closed = conn.execute(update(sessions).where(sessions.c.token == token,
+                                                 sessions.c.closed_at.is_(None))
+                          .values(closed_at=utcnow()))
+    return closed.rowcount == 1
+
+
+def set_player_status(conn, player_id: int, status: str) -> bool:
+    """`blocked` refuses the player's new bets on every provider; `active` allows them again.
+    False if there is no such player."""
+    changed = conn.execute(update(players).where(players.c.id == player_id).values(status=status))
+    return changed.rowcount == 1

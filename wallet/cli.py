@@ -82,7 +82,8 @@ def create_player(name, currency, balance):
 def create_session(user_id, currency):
     """A login token: the 100HP sessionId and the Hash token."""
     try:
-        token = db.transaction(_engine(), lambda conn: accounts.create_session(conn, user_id, currency))
+        token = db.transaction(_engine(), lambda conn: accounts.create_session(
+        conn, user_id, currency, current_app.config["SESSION_LIFETIME"]))
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     _echo_json({"token": token, "sessionId": token})
@@ -92,13 +93,15 @@ def create_session(user_id, currency):
 @with_appcontext
 def demo():
     """A demo player with USD and USDT wallets and a session; prints ids and curl examples."""
-    click.echo(demo_text(db.transaction(_engine(), make_demo), current_app.config))
+    lifetime = current_app.config["SESSION_LIFETIME"]
+    click.echo(demo_text(db.transaction(_engine(), lambda conn: make_demo(conn, lifetime)),
+                         current_app.config))
 
 
-def make_demo(conn) -> dict:
+def make_demo(conn, lifetime: timedelta) -> dict:
     user_id = accounts.create_player(conn, "demo", "USD", Decimal(1000), player_type="test")
     accounts.open_wallet(conn, user_id, "USDT", Decimal(1000))
-    return {"userId": str(user_id), "sessionId": accounts.create_session(conn, user_id, "USD")}
+    return {"userId": str(user_id), "sessionId": accounts.create_session(conn, user_id, "USD", lifetime)}
 
 
 def seed_demo_if_empty(app) -> None:
@@ -106,7 +109,7 @@ def seed_demo_if_empty(app) -> None:
     def seed(conn):  # one write transaction: of several workers starting at once, one seeds
         if conn.execute(select(func.count()).select_from(db.players)).scalar():
             return None
-        return make_demo(conn)
+        return make_demo(conn, app.config["SESSION_LIFETIME"])
     created = db.transaction(app.extensions["engine"], seed)
     if created:
         log.info("sandbox seeded\n%s", demo_text(created, app.config))

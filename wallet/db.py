@@ -74,6 +74,7 @@ sessions = Table(
     Column("player_id", BigInteger, ForeignKey("players.id"), nullable=False),
     Column("currency", String(16), nullable=False),
     Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
     Column("closed_at", DateTime, nullable=True),
 )
 
@@ -81,8 +82,8 @@ hp_transactions = Table(
     "hp_transactions", metadata,
     Column("tx_id", String(50), primary_key=True),
     Column("kind", String(16), nullable=False),
-    Column("wallet_id", BigInteger, ForeignKey("wallets.id"), nullable=False),
-    Column("session_id", String(255), nullable=False),
+    Column("wallet_id", BigInteger, ForeignKey("wallets.id"), nullable=True),
+    Column("session_id", String(255), nullable=True),
     Column("amount", Money, nullable=False),
     Column("status", String(16), nullable=False),
     Column("win_amount", Money, nullable=True),

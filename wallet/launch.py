@@ -15,7 +15,8 @@ from .hp_client import HpApiError, HpClient
 def _new_session(user_id: int, currency: str | None) -> str:
     try:
         return db.transaction(current_app.extensions["engine"],
-                              lambda conn: accounts.create_session(conn, user_id, currency))
+                              lambda conn: accounts.create_session(
+                                  conn, user_id, currency, current_app.config["SESSION_LIFETIME"]))
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
 
