@@ -4,6 +4,7 @@ Every test runs against YourCasino on SQLite, PostgreSQL and MariaDB, and agains
 memory: the same answers are expected from each.
 """
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from conftest import DATABASES, HP_SECRET, TEST_CONFIG, ledger_rows, new_player, prepare_database, tx
 
 from app import create_app
-from wallet import db
+from wallet import accounts, db
 from wallet.testcasino import TestCasino
 
 
@@ -44,9 +45,20 @@ class HpWallet:
     def close_session(self, session_id):
         if self.memory:
             return self.casino.close_session(session_id)
-        with self.app.extensions["engine"].begin() as conn:
-            conn.execute(sa.update(db.sessions).where(db.sessions.c.token == session_id)
-                         .values(closed_at=db.utcnow()))
+        assert self.app.test_cli_runner().invoke(args=["close-session", session_id]).exit_code == 0
+
+    def set_status(self, user_id, status):
+        if self.memory:
+            return self.casino.set_status(user_id, status)
+        command = "block-player" if status == "blocked" else "unblock-player"
+        assert self.app.test_cli_runner().invoke(args=[command, user_id]).exit_code == 0
+
+    def expired_session(self, user_id):
+        """A session whose lifetime has run out."""
+        if self.memory:
+            return self.casino.open_session(user_id, lifetime=timedelta(0))
+        return db.transaction(self.app.extensions["engine"], lambda conn: accounts.create_session(
+            conn, int(user_id), lifetime=timedelta(0)))
 
     def balance(self, session_id):
         return self.call("balance", sessionId=session_id)[1]["balance"]
@@ -153,7 +165,7 @@ def test_insufficient_balance_is_603_and_changes_nothing(hp):
     bet = tx()
     assert hp.call("withdrawal", sessionId=session, txId=bet, amount="10.01") == (
         603, {"data": "", "message": "Insufficient balance", "errCode": 603})
-    assert hp.call("rollback", txId=bet)[0] == 605  # a refused bet was never booked
+    # a refused bet was never booked: its txId is still free
     assert hp.call("withdrawal", sessionId=session, txId=bet, amount="10.00")[1]["balance"] == "0.00"
 
 
@@ -309,3 +321,98 @@ def test_a_database_failure_is_702_and_writes_nothing(app, client):
         702, {"data": "", "message": "Internal Server Error", "errCode": 702})
     assert client.post("/100hp/balance", json={"secret": HP_SECRET, "sessionId": session}
                        ).get_json()["balance"] == "100.00"
+
+
+# ---- money at the edges (ours: README "Decisions") ------------------------------------------------
+def test_a_rollback_before_its_withdrawal_spends_the_txid(hp):
+    _, session = hp.player("100")
+    bet = tx()
+    assert hp.call("rollback", txId=bet)[0] == 605          # as documented: nothing to refund yet
+    assert hp.call("withdrawal", sessionId=session, txId=bet, amount="10") == (
+        608, {"data": "txId was rolled back before this withdrawal arrived",
+              "message": "Transaction already refunded", "errCode": 608})
+    assert hp.call("rollback", txId=bet)[0] == 605          # still nothing was ever booked
+    assert hp.call("deposit", txId=bet, amount="5")[0] == 605
+    assert hp.balance(session) == "100.00"
+
+
+def test_a_txid_is_one_transaction_whatever_its_case(hp):
+    _, session = hp.player("100")
+    bet = tx().upper()
+    assert hp.call("withdrawal", sessionId=session, txId=bet, amount="10")[1]["txId"] == bet
+    assert hp.call("withdrawal", sessionId=session, txId=bet.lower(), amount="10")[0] == 607
+    assert hp.call("deposit", txId=bet.lower(), amount="1")[1]["balance"] == "91.00"
+    assert hp.call("rollback", txId=bet)[0] == 609
+    promo = tx()
+    assert hp.call("bonusWin", sessionId=session, txId=promo, amount="1", promoId="p")[0] == 200
+    assert hp.call("bonusWin", sessionId=session, txId=promo.upper(), amount="1", promoId="p")[0] == 607
+    assert hp.balance(session) == "92.00"
+
+
+def test_a_blocked_player_cannot_bet_but_every_win_and_refund_settles(hp):
+    user_id, session = hp.player("100")
+    won, refunded = tx(), tx()
+    hp.call("withdrawal", sessionId=session, txId=won, amount="10")
+    hp.call("withdrawal", sessionId=session, txId=refunded, amount="10")
+    hp.set_status(user_id, "blocked")
+    assert hp.call("auth", sessionId=session)[1]["status"] == "blocked"
+    assert hp.call("withdrawal", sessionId=session, txId=tx(), amount="1") == (
+        604, {"data": "player is blocked", "message": "Session not found", "errCode": 604})
+    assert hp.call("deposit", txId=won, amount="30")[1]["balance"] == "110.00"
+    assert hp.call("rollback", txId=refunded)[1]["balance"] == "120.00"
+    assert hp.call("bonusWin", sessionId=session, txId=tx(), amount="5", promoId="p")[0] == 200
+    hp.set_status(user_id, "active")
+    assert hp.call("withdrawal", sessionId=session, txId=tx(), amount="1")[1]["balance"] == "124.00"
+
+
+def test_closed_and_expired_sessions_take_no_bets(hp):
+    user_id, session = hp.player("100")
+    bet = tx()
+    hp.call("withdrawal", sessionId=session, txId=bet, amount="10")
+    hp.close_session(session)
+    expired = hp.expired_session(user_id)
+    for token, why in ((session, "session is closed"), (expired, "session has expired")):
+        refused = (604, {"data": why, "message": "Session not found", "errCode": 604})
+        assert hp.call("auth", sessionId=token) == refused
+        assert hp.call("balance", sessionId=token) == refused
+        assert hp.call("withdrawal", sessionId=token, txId=tx(), amount="1") == refused
+        # a promo win is a win: it still credits (ours: a win is never lost)
+        assert hp.call("bonusWin", sessionId=token, txId=tx(), amount="1", promoId="p")[0] == 200
+    assert hp.call("deposit", txId=bet, amount="20")[1]["balance"] == "112.00"
+
+
+def test_a_credit_past_the_balance_limit_is_refused_and_writes_nothing(hp):
+    _, session = hp.player("999999999999999990")
+    bet = tx()
+    hp.call("withdrawal", sessionId=session, txId=bet, amount="1")
+    too_much = (400, {"data": "amount would take the balance over the wallet's limit",
+                      "message": "Validation error", "errCode": 400})
+    assert hp.call("deposit", txId=bet, amount="999999999999999999.99") == too_much
+    assert hp.call("bonusWin", sessionId=session, txId=tx(), amount="11", promoId="p") == too_much
+    assert hp.balance(session) == "999999999999999989.00"
+    assert hp.call("deposit", txId=bet, amount="10.99")[1]["balance"] == "999999999999999999.99"
+
+
+@pytest.mark.parametrize("bad, rule", [("\\ud800", "must be valid UTF-8 text without NUL"),
+                                       ("a\\u0000b", "must be valid UTF-8 text without NUL")])
+@pytest.mark.parametrize("field", ["secret", "sessionId", "userId", "promoId"])
+def test_text_no_database_can_store_is_400(hp, field, bad, rule):
+    _, session = hp.player("100")
+    fields = {"secret": HP_SECRET, "sessionId": session, "txId": tx(), "amount": "1", "promoId": "p"}
+    body = json.dumps(fields)[:-1] + f', "{field}": "{bad}"}}'  # a later key wins in json.loads
+    assert hp.raw("bonusWin", body.encode()) == (
+        400, {"data": f"{field} {rule}", "message": "Validation error", "errCode": 400})
+    assert hp.balance(session) == "100.00"
+
+
+@pytest.mark.parametrize("field, limit", [("sessionId", 255), ("userId", 255), ("promoId", 255)])
+def test_each_text_field_at_its_limit_and_one_past_it(hp, field, limit):
+    """The same answer on every database: the rule's 400 past the limit, never a 702 or a cut."""
+    user_id, session = hp.player("100")
+    fields = {"sessionId": session, "userId": user_id, "promoId": "p", "amount": "1"}
+    at_limit = "\U0001F3B0" * limit  # 4 bytes in UTF-8 each: characters count, not bytes
+    expected = {"sessionId": 604, "userId": 604, "promoId": 200}[field]
+    assert hp.call("bonusWin", txId=tx(), **{**fields, field: at_limit})[0] == expected
+    assert hp.call("bonusWin", txId=tx(), **{**fields, field: at_limit + "x"}) == (
+        400, {"data": f"{field} must be <= {limit} characters", "message": "Validation error",
+              "errCode": 400})

@@ -22,6 +22,7 @@ HP_EXPECTED = {
     ("withdrawal", "settled"): {"withdrawal": -1, "deposit": +1},
     ("withdrawal", "refunded"): {"withdrawal": -1, "rollback": +1},
     ("bonusWin", "settled"): {"bonusWin": +1},
+    ("rollback", "refunded"): {},  # a rollback before its withdrawal: nothing was ever booked
 }
 
 

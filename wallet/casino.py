@@ -9,10 +9,11 @@ TestCasino in memory. Every operation runs in one `atomically` call, and follows
 the wallet row first, then the txId (DESIGN.md, "Correctness under concurrency").
 """
 from abc import ABC, abstractmethod
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import NamedTuple
 
-from .money import format_hp
+from .money import BALANCE_LIMIT, format_hp
 
 # spec/100hp.md §6: errCode -> exact message. The errCode is also the HTTP status.
 MESSAGES = {
@@ -28,6 +29,7 @@ MESSAGES = {
 }
 
 WITHDRAWAL, BONUS_WIN = "withdrawal", "bonusWin"
+EARLY_ROLLBACK = "rollback"  # a rollback that arrived before its withdrawal: the txId is spent
 OPEN, SETTLED, REFUNDED = "open", "settled", "refunded"
 
 
@@ -50,15 +52,17 @@ class Session(NamedTuple):
     session_id: str
     wallet: Wallet  # the wallet in the session's currency
     user_name: str
-    status: str     # active | blocked
+    status: str     # the player's: active | blocked
     type: str       # real | test
+    expires_at: datetime  # naive UTC: SESSION_LIFETIME_MINUTES after it was opened
+    closed: bool    # ended by close-session
 
 
 class Bet(NamedTuple):
-    tx_id: str
-    kind: str       # withdrawal | bonusWin
-    wallet_id: int
-    session_id: str
+    tx_id: str      # lower case (canonical)
+    kind: str       # withdrawal | bonusWin | rollback (EARLY_ROLLBACK)
+    wallet_id: int | None  # None for an EARLY_ROLLBACK
+    session_id: str | None
     amount: Decimal
     status: str     # open | settled | refunded
     promo_id: str | None = None
@@ -74,8 +78,8 @@ class Casino(ABC):
 
     @abstractmethod
     def find_session(self, store, session_id: str, lock: bool = False) -> Session | None:
-        """The live (not closed) session, or None. With `lock`, its wallet is locked as by
-        lock_wallet, in the same query (a bet's first lock: the wallet, before the txId)."""
+        """The session, closed or expired ones included, or None. With `lock`, its wallet is locked
+        as by lock_wallet, in the same query (a bet's first lock: the wallet, before the txId)."""
 
     @abstractmethod
     def lock_wallet(self, store, wallet_id: int) -> Wallet:
@@ -94,61 +98,92 @@ class Casino(ABC):
     def move(self, store, wallet: Wallet, amount: Decimal, op: str, tx_id: str) -> Decimal:
         """Add `amount` (negative: debit) to the locked wallet, append its ledger row; new balance."""
 
+    @abstractmethod
+    def open_withdrawals(self, created_before: datetime) -> list[str]:
+        """txIds of withdrawals still open that were booked before `created_before` (for expire)."""
+
     # ---- Game Flow API ---------------------------------------------------------------------------
     def auth(self, session_id: str) -> dict:
-        """§8.1. Errors: 604."""
-        session = self.atomically(lambda store: self._session(store, session_id), write=False)
+        """§8.1. Errors: 604 (also for a closed or expired session)."""
+        session = self.atomically(lambda store: self._live_session(store, session_id), write=False)
         return {**_answer(session.wallet, session.wallet.balance), "userName": session.user_name,
                 "status": session.status, "type": session.type}
 
     def balance(self, session_id: str) -> dict:
-        """§8.2. Errors: 604."""
-        session = self.atomically(lambda store: self._session(store, session_id), write=False)
+        """§8.2. Errors: 604 (also for a closed or expired session)."""
+        session = self.atomically(lambda store: self._live_session(store, session_id), write=False)
         return _answer(session.wallet, session.wallet.balance)
 
     def withdrawal(self, session_id: str, tx_id: str, amount: Decimal, user_id: str | None = None):
-        """§8.3: debit a bet. Errors: 604, 607, 603."""
+        """§8.3: debit a bet. Errors: 604 (also: session closed or expired, player blocked), 607,
+        608 (the txId was rolled back before the withdrawal arrived), 603."""
+        key = tx_id.lower()  # ours: a UUID is one transaction whatever its case
         def work(store):
-            wallet = self._session(store, session_id, user_id, lock=True).wallet
-            if self.find_bet(store, tx_id):
+            session = self._live_session(store, session_id, user_id, lock=True)
+            if session.status == "blocked":
+                raise CasinoError(604, "player is blocked")  # ours: no new stakes; wins still settle
+            bet = self.find_bet(store, key)
+            if bet is not None and bet.kind == EARLY_ROLLBACK:  # ours: the late bet never books
+                raise CasinoError(608, "txId was rolled back before this withdrawal arrived")
+            if bet is not None:
                 raise CasinoError(607)  # 100HP §6: a txId is booked once, whatever happened to it
+            wallet = session.wallet
             if wallet.balance < amount:
                 raise CasinoError(603)
-            balance = self.move(store, wallet, -amount, WITHDRAWAL, tx_id)
-            self.add_bet(store, Bet(tx_id, WITHDRAWAL, wallet.id, session_id, amount, OPEN))
+            balance = self.move(store, wallet, -amount, WITHDRAWAL, key)
+            self.add_bet(store, Bet(key, WITHDRAWAL, wallet.id, session_id, amount, OPEN))
             return {**_answer(wallet, balance), "txId": tx_id, "sessionId": session_id}
         return self.atomically(work)
 
     def deposit(self, tx_id: str, amount: Decimal, session_id: str | None = None,
                 user_id: str | None = None) -> dict:
         """§8.4: settle a bet with its win; amount 0 settles a lost round. No session needed (late
-        deposits come from 100HP's resolver, §10). Errors: 605, 608, 609."""
+        deposits come from 100HP's resolver, §10). Errors: 605, 608, 609; 400 if the win would take
+        the balance past what the wallet can hold."""
+        key = tx_id.lower()
         def work(store):
-            wallet, bet = self._lock_open_bet(store, tx_id, user_id)
-            balance = self.move(store, wallet, amount, "deposit", tx_id)
-            self.close_bet(store, tx_id, SETTLED, amount)
+            wallet, bet = self._lock_open_bet(store, key, user_id)
+            _check_room(wallet, amount)
+            balance = self.move(store, wallet, amount, "deposit", key)
+            self.close_bet(store, key, SETTLED, amount)
             return {**_answer(wallet, balance), "sessionId": session_id or bet.session_id}
         return self.atomically(work)
 
     def rollback(self, tx_id: str, session_id: str | None = None, user_id: str | None = None):
         """§8.5: refund a bet. The amount is the stored withdrawal's, never the request's. No session
-        needed. Errors: 605, 608, 609."""
+        needed. Errors: 605, 608, 609.
+
+        A rollback of a txId never seen answers 605 as documented, and is remembered: 100HP sends it
+        when a withdrawal timed out, and that withdrawal may still be on its way (ours, see the
+        Decisions); it then finds the txId spent and books nothing."""
+        key = tx_id.lower()
         def work(store):
-            wallet, bet = self._lock_open_bet(store, tx_id, user_id)
-            balance = self.move(store, wallet, bet.amount, "rollback", tx_id)
-            self.close_bet(store, tx_id, REFUNDED)
+            bet = self.find_bet(store, key)
+            if bet is None:
+                self.add_bet(store, Bet(key, EARLY_ROLLBACK, None, session_id, Decimal(0), REFUNDED))
+                return None  # commit the tombstone, then answer 605
+            wallet, bet = self._lock_open_bet(store, key, user_id, bet)
+            balance = self.move(store, wallet, bet.amount, "rollback", key)
+            self.close_bet(store, key, REFUNDED)
             return {**_answer(wallet, balance), "sessionId": session_id or bet.session_id}
-        return self.atomically(work)
+        answer = self.atomically(work)
+        if answer is None:
+            raise CasinoError(605)
+        return answer
 
     def bonus_win(self, session_id: str, tx_id: str, amount: Decimal, promo_id: str,
                   user_id: str | None = None) -> dict:
-        """§8.6: credit a promo / free-bet win, with no withdrawal before it. Errors: 604, 607."""
+        """§8.6: credit a promo / free-bet win, with no withdrawal before it. A win, not a stake: it
+        is paid on a closed or expired session and to a blocked player too (ours: a win is never
+        lost). Errors: 604, 607; 400 if it would take the balance past what the wallet can hold."""
+        key = tx_id.lower()
         def work(store):
             wallet = self._session(store, session_id, user_id, lock=True).wallet
-            if self.find_bet(store, tx_id):
+            if self.find_bet(store, key):
                 raise CasinoError(607)
-            balance = self.move(store, wallet, amount, BONUS_WIN, tx_id)
-            self.add_bet(store, Bet(tx_id, BONUS_WIN, wallet.id, session_id, amount, SETTLED,
+            _check_room(wallet, amount)
+            balance = self.move(store, wallet, amount, BONUS_WIN, key)
+            self.add_bet(store, Bet(key, BONUS_WIN, wallet.id, session_id, amount, SETTLED,
                                     promo_id))
             return {**_answer(wallet, balance), "sessionId": session_id}
         return self.atomically(work)
@@ -172,9 +207,20 @@ class Casino(ABC):
             raise CasinoError(604)
         return session
 
-    def _lock_open_bet(self, store, tx_id: str, user_id: str | None) -> tuple[Wallet, Bet]:
-        """The withdrawal `tx_id` and its wallet, locked, if the bet is still open."""
-        bet = self.find_bet(store, tx_id)
+    def _live_session(self, store, session_id: str, user_id: str | None = None, lock=False):
+        """The session, if it may still play: not closed and not past its lifetime (ours)."""
+        session = self._session(store, session_id, user_id, lock)
+        if session.closed:
+            raise CasinoError(604, "session is closed")
+        if session.expires_at <= utcnow():
+            raise CasinoError(604, "session has expired")
+        return session
+
+    def _lock_open_bet(self, store, tx_id: str, user_id: str | None,
+                       bet: Bet | None = None) -> tuple[Wallet, Bet]:
+        """The withdrawal `tx_id` and its wallet, locked, if the bet is still open. `bet`: the
+        caller's first read of it, if it made one."""
+        bet = bet or self.find_bet(store, tx_id)
         if bet is None or bet.kind != WITHDRAWAL:
             raise CasinoError(605)
         wallet = self.lock_wallet(store, bet.wallet_id)
@@ -186,6 +232,16 @@ class Casino(ABC):
         if bet.status == SETTLED:
             raise CasinoError(609)  # 100HP §5.5: rollback (or deposit) after a deposit
         return wallet, bet
+
+
+def _check_room(wallet: Wallet, credit: Decimal) -> None:
+    """Ours: a credit may not take the balance past the column's 18 integer digits."""
+    if wallet.balance + credit >= BALANCE_LIMIT:
+        raise CasinoError(400, "amount would take the balance over the wallet's limit")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def _answer(wallet: Wallet, balance: Decimal) -> dict:

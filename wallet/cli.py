@@ -1,7 +1,8 @@
 """`flask --app app <command>`: the commands of DESIGN.md ("Commands").
 
 Sandbox: init-db, create-player, create-session, demo, hash-encrypt.
-Operator: audit (wallet/audit.py), expire-withdrawals (spec/100hp.md §8.3).
+Operator: audit (wallet/audit.py), expire-withdrawals (spec/100hp.md §8.3), close-session,
+block-player, unblock-player.
 (hash-reconcile is registered by app.py from wallet/hash_reconcile.py.)
 """
 import json
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def register(app) -> None:
-    for command in (init_db, create_player, create_session, demo, hash_encrypt, audit_command,
-                    expire_withdrawals):
+    for command in (init_db, create_player, create_session, close_session, block_player,
+                    unblock_player, demo, hash_encrypt, audit_command, expire_withdrawals):
         app.cli.add_command(command)
 
 
@@ -87,6 +88,38 @@ def create_session(user_id, currency):
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     _echo_json({"token": token, "sessionId": token})
+
+
+@click.command("close-session")
+@with_appcontext
+@click.argument("token")
+def close_session(token):
+    """End a session now: it takes no new bets (100HP 604, Hash 2001); its open bets still settle."""
+    if not db.transaction(_engine(), lambda conn: accounts.close_session(conn, token)):
+        raise click.ClickException("no open session with that token")
+    _echo_json({"token": token, "closed": True})
+
+
+def _set_status(user_id: int, status: str) -> None:
+    if not db.transaction(_engine(), lambda conn: accounts.set_player_status(conn, user_id, status)):
+        raise click.ClickException(f"player {user_id} not found")
+    _echo_json({"userId": str(user_id), "status": status})
+
+
+@click.command("block-player")
+@with_appcontext
+@click.argument("user_id", type=int)
+def block_player(user_id):
+    """Refuse the player's new bets (100HP 604, Hash 2001); wins and refunds of earlier bets settle."""
+    _set_status(user_id, "blocked")
+
+
+@click.command("unblock-player")
+@with_appcontext
+@click.argument("user_id", type=int)
+def unblock_player(user_id):
+    """Let a blocked player bet again."""
+    _set_status(user_id, "active")
 
 
 @click.command("demo")

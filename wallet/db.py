@@ -258,12 +258,16 @@ def _without_comments(sql: str) -> str:
     return "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
 
 
+MAX_ATTEMPTS = 4
+
+
 def transaction(engine, work, *, write=True):
     """Run `work(conn)` in one transaction and return its result; commit, or roll back on error.
 
-    Retried while the call's deadline allows when `work` fails on a deadlock, a serialization
-    failure, a lost unique-key race (the next run sees the winner's row and answers as the
-    duplicate it is), a lock timeout, or a connection found dead (the transaction died with it).
+    Retried (up to MAX_ATTEMPTS runs, while the call's deadline allows) when `work` fails on a
+    deadlock, a serialization failure, a lost unique-key race (the next run sees the winner's row
+    and answers as the duplicate it is), a lock timeout, or a connection found dead (the
+    transaction died with it).
     A COMMIT that fails is retried only when the database says it rolled back (a deadlock,
     serialization or Galera certification failure); any other COMMIT failure may have committed,
     and raises CommitOutcomeUnknown. Past the deadline: DeadlinePassed, nothing written.
@@ -271,11 +275,12 @@ def transaction(engine, work, *, write=True):
     limits = engine.wallet_limits
     deadline = time.monotonic() + limits.deadline
     lock_wait = limits.lock_timeout
-    while True:
+    for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             return _attempt(engine, work, write, lock_wait)
         except (DBAPIError, LockWaitTimeout) as exc:
-            if not (isinstance(exc, LockWaitTimeout) or exc.connection_invalidated or _retryable(exc)):
+            retryable = isinstance(exc, LockWaitTimeout) or exc.connection_invalidated or _retryable(exc)
+            if not retryable or attempt == MAX_ATTEMPTS:  # a race lost 4 times running is no race
                 raise
             left = deadline - time.monotonic()
             if left <= 0:

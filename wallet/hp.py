@@ -34,11 +34,22 @@ def text(name, *, required=True, max_len=None):
             return None
         if not isinstance(value, str):
             raise CasinoError(400, f"{name} must be a string")
-        if max_len and len(value) > max_len:
+        if not _storable(value):
+            raise CasinoError(400, f"{name} must be valid UTF-8 text without NUL")  # ours
+        if max_len and len(value) > max_len:  # ours: the column's width, the same on every database
             raise CasinoError(400, f"{name} must be <= {max_len} characters")
         return value
     check.field = name
     return check
+
+
+def _storable(value: str) -> bool:
+    """JSON can carry lone surrogates ("\\ud800") and NUL, which no database column can store."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
 
 
 def tx_id(max_len=None):
@@ -84,7 +95,8 @@ RULES = {
     "withdrawal": [SECRET, tx_id(), SESSION_ID, amount(allow_zero=False), USER_ID],
     "deposit": [SECRET, tx_id(50), amount(allow_zero=True), USER_ID, OPTIONAL_SESSION_ID],
     "rollback": [SECRET, tx_id(50), USER_ID, OPTIONAL_SESSION_ID],
-    "bonusWin": [SECRET, tx_id(), SESSION_ID, amount(allow_zero=False), text("promoId"), USER_ID],
+    "bonusWin": [SECRET, tx_id(), SESSION_ID, amount(allow_zero=False),
+                 text("promoId", max_len=255), USER_ID],
 }
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, insert, update
 
 from .db import ledger, utcnow, wallets
+from .money import BALANCE_LIMIT
 
 SET_BALANCE = update(wallets).where(wallets.c.id == bindparam("wallet")).values(
     balance=bindparam("new_balance"))
@@ -19,6 +20,10 @@ class InsufficientFunds(Exception):
     """The debit would take the balance below zero."""
 
 
+class BalanceLimit(Exception):
+    """The credit would take the balance past the column's 18 integer digits."""
+
+
 def post(conn, wallet, amount: Decimal, *, provider: str, op: str, ref: str) -> Decimal:
     """Add `amount` (negative for a debit) to the locked `wallet` row; return the new balance.
 
@@ -26,8 +31,12 @@ def post(conn, wallet, amount: Decimal, *, provider: str, op: str, ref: str) -> 
     IntegrityError and rolls the whole transaction back.
     """
     balance = wallet.balance + amount
-    if balance < 0:  # the CHECK (balance >= 0) constraints are the second line of defence
+    # The providers' rules refuse these first, with their own codes; this is the second line of
+    # defence (and the CHECK (balance >= 0) constraints the third).
+    if balance < 0:
         raise InsufficientFunds()
+    if balance >= BALANCE_LIMIT:
+        raise BalanceLimit()
     conn.execute(SET_BALANCE, {"wallet": wallet.id, "new_balance": balance})
     conn.execute(APPEND, {"wallet_id": wallet.id, "provider": provider, "op": op, "ref": ref,
                           "amount": amount, "balance_after": balance, "created_at": utcnow()})

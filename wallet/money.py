@@ -12,6 +12,7 @@ from decimal import ROUND_DOWN, Decimal
 CENT = Decimal("0.01")
 HASH_PLACES = 6
 MAX_INTEGER_DIGITS = 18  # NUMERIC(24, 6)
+BALANCE_LIMIT = Decimal(10) ** MAX_INTEGER_DIGITS  # no balance reaches it
 
 # A plain unsigned decimal: no sign, exponent, spaces, "NaN" or "Infinity".
 _PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?\Z")

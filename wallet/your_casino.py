@@ -13,11 +13,12 @@ from .db import hp_transactions, players, sessions, utcnow, wallets
 
 # The statements, built once (SQLAlchemy caches their compiled form).
 _SESSION = (
-    select(sessions.c.token, players.c.name, players.c.status, players.c.type,
+    select(sessions.c.token, sessions.c.expires_at, sessions.c.closed_at, players.c.name,
+           players.c.status, players.c.type,
            wallets.c.id, wallets.c.player_id, wallets.c.currency, wallets.c.balance)
     .select_from(sessions.join(players).join(wallets, and_(
         wallets.c.player_id == sessions.c.player_id, wallets.c.currency == sessions.c.currency)))
-    .where(sessions.c.token == bindparam("token"), sessions.c.closed_at.is_(None)))
+    .where(sessions.c.token == bindparam("token")))
 SESSION = _SESSION
 # PostgreSQL and MySQL 8 lock the wallet row only; MariaDB (no FOR UPDATE OF) the joined rows too;
 # SQLite is locked whole by BEGIN IMMEDIATE.
@@ -48,7 +49,8 @@ class YourCasino(Casino):
         row = conn.execute(SESSION_LOCKING_WALLET if lock else SESSION, {"token": session_id}).first()
         if row is None:
             return None
-        return Session(row.token, _wallet(row), row.name, row.status, row.type)
+        return Session(row.token, _wallet(row), row.name, row.status, row.type, row.expires_at,
+                       row.closed_at is not None)
 
     def lock_wallet(self, conn, wallet_id):
         return _wallet(db.lock_wallet(conn, wallet_id))
@@ -63,8 +65,7 @@ class YourCasino(Casino):
     def close_bet(self, conn, tx_id, status, win_amount=None):
         conn.execute(CLOSE_BET, {"tx": tx_id, "new_status": status, "win": win_amount, "at": utcnow()})
 
-    def open_withdrawals(self, created_before) -> list[str]:
-        """txIds of withdrawals still open that were booked before `created_before` (for expire)."""
+    def open_withdrawals(self, created_before):
         with self.engine.connect() as conn:
             return list(conn.execute(OPEN_WITHDRAWALS, {"before": created_before}).scalars())
 
