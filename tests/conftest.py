@@ -151,7 +151,7 @@ def tx() -> str:
 
 
 @contextlib.contextmanager
-def gunicorn(database_url, workers=4, extra_env=None, port=None, allow_errors=False):
+def gunicorn(database_url, workers=4, extra_env=None, port=None, allow_errors=False, args=()):
     """A real `gunicorn app:app` on loopback; yields its base URL. Unless `allow_errors`, a
     traceback in its log (an unexpected error, a 702) fails the test."""
     port = port or dbservers.free_port()
@@ -159,7 +159,7 @@ def gunicorn(database_url, workers=4, extra_env=None, port=None, allow_errors=Fa
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"gunicorn-{port}.log", "w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "app:app", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-         "--graceful-timeout", "5", "--pid", f"{log.name}.pid"],
+         "--graceful-timeout", "5", "--pid", f"{log.name}.pid", *args],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

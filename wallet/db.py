@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from sqlalchemy import (BigInteger, bindparam, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData,
                         Numeric, SmallInteger, String, Table, Text, UniqueConstraint, create_engine,
-                        event, select, text)
+                        event, select)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator
