@@ -11,10 +11,11 @@ database (`_writers_queue`); reads start a plain `BEGIN` and never wait for a wr
 
 Bounded waits: each lock wait is bounded by LOCK_TIMEOUT_MS and a whole call, retries included, by
 CALL_DEADLINE_MS. What is retried, and what a failed COMMIT means, is decided in one place:
-`_retryable` and `transaction`.
+`_retry_reason` and `transaction`.
 """
 import contextlib
 import fcntl
+import logging
 import math
 import os
 import time
@@ -31,6 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator
 
 DDL_DIR = Path(__file__).resolve().parent.parent / "ddl"
+log = logging.getLogger(__name__)
 
 
 class DecimalText(TypeDecorator):
@@ -279,12 +281,14 @@ def transaction(engine, work, *, write=True):
         try:
             return _attempt(engine, work, write, lock_wait)
         except (DBAPIError, LockWaitTimeout) as exc:
-            retryable = isinstance(exc, LockWaitTimeout) or exc.connection_invalidated or _retryable(exc)
-            if not retryable or attempt == MAX_ATTEMPTS:  # a race lost 4 times running is no race
+            reason = _retry_reason(exc)
+            if reason is None or attempt == MAX_ATTEMPTS:  # a race lost 4 times running is no race
                 raise
             left = deadline - time.monotonic()
             if left <= 0:
+                log.warning("deadline passed after %d run(s)", attempt, extra={"deadline_passed": True})
                 raise DeadlinePassed(f"no answer within {limits.deadline:g} s: {exc}") from exc
+            log.info("run %d failed, retrying: %s", attempt, reason, extra={"retry_reason": reason})
             lock_wait = min(limits.lock_timeout, left)  # a retry's lock waits end by the deadline
 
 
@@ -303,8 +307,8 @@ def _attempt(engine, work, write: bool, lock_wait: float):
         try:
             conn.commit()
         except DBAPIError as exc:
-            if _retryable(exc) and not exc.connection_invalidated:
-                raise  # the database rolled the transaction back: safe to run again
+            if _retry_reason(exc) not in (None, "connection lost"):
+                raise  # the database answered, with a rollback (deadlock, certification): run again
             raise CommitOutcomeUnknown(f"COMMIT failed, outcome unknown: {exc}") from exc
         return result
 
@@ -344,25 +348,31 @@ def _writers_queue(engine, write: bool, wait: float):
         os.close(lock)  # releases the lock, after COMMIT or ROLLBACK
 
 
-# What may be retried: the error codes of each database, in one table.
-_RETRYABLE_SQLSTATES = {"40001",   # PostgreSQL serialization failure
-                        "40P01",   # deadlock
-                        "23505",   # unique violation: a lost race on a txId / order_no
-                        "55P03"}   # lock_not_available: lock_timeout
-_RETRYABLE_MYSQL = {1213,   # deadlock (Galera: certification conflict, also at COMMIT)
-                    1205,   # lock wait timeout
-                    1062}   # duplicate key: a lost race
-_RETRYABLE_SQLITE = ("UNIQUE constraint failed", "database is locked")
+# What may be retried, and why: each database's error codes in one table. Anything else (a CHECK
+# or NOT NULL failure, a syntax error) fails the same way every time and is never retried.
+_RETRYABLE = {
+    "40001": "serialization failure",  # PostgreSQL SQLSTATEs
+    "40P01": "deadlock",
+    "23505": "unique race",            # a lost race on a txId / order_no
+    "55P03": "lock timeout",           # lock_timeout
+    1213: "deadlock",                  # MySQL / MariaDB; Galera's certification conflict too
+    1205: "lock timeout",
+    1062: "unique race",
+}
+_RETRYABLE_SQLITE = {"UNIQUE constraint failed": "unique race", "database is locked": "lock timeout"}
 
 
-def _retryable(exc: DBAPIError) -> bool:
-    """Only errors a second run can get past; a CHECK or NOT NULL failure never is."""
+def _retry_reason(exc) -> str | None:
+    """Why a second run can get past this failure, or None if it cannot."""
+    if isinstance(exc, LockWaitTimeout):
+        return "lock timeout"
+    if exc.connection_invalidated:
+        return "connection lost"
     orig = exc.orig
-    if getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
-        return True
-    if orig is not None and orig.args and orig.args[0] in _RETRYABLE_MYSQL:
-        return True
-    return any(text_ in str(orig) for text_ in _RETRYABLE_SQLITE)
+    code = getattr(orig, "sqlstate", None) or (orig.args[0] if orig is not None and orig.args else None)
+    if isinstance(code, (str, int)) and code in _RETRYABLE:
+        return _RETRYABLE[code]
+    return next((why for message, why in _RETRYABLE_SQLITE.items() if message in str(orig)), None)
 
 
 @contextlib.contextmanager
