@@ -369,9 +369,11 @@ def _retry_reason(exc) -> str | None:
     if exc.connection_invalidated:
         return "connection lost"
     orig = exc.orig
-    code = getattr(orig, "sqlstate", None) or (orig.args[0] if orig is not None and orig.args else None)
-    if isinstance(code, (str, int)) and code in _RETRYABLE:
-        return _RETRYABLE[code]
+    codes = (getattr(orig, "sqlstate", None),                     # psycopg (PyMySQL's is HY000)
+             orig.args[0] if orig is not None and orig.args else None)  # PyMySQL's errno
+    for code in codes:
+        if isinstance(code, (str, int)) and code in _RETRYABLE:
+            return _RETRYABLE[code]
     return next((why for message, why in _RETRYABLE_SQLITE.items() if message in str(orig)), None)
 
 
