@@ -1,16 +1,11 @@
-"""The Hash services client and hash-reconcile, against a fake Hash server on loopback."""
+"""The Hash services client against a fake Hash server on loopback (hash-reconcile: test_hash_reconcile.py)."""
 import json
-import uuid
 from decimal import Decimal
 
 import pytest
-import sqlalchemy as sa
-from conftest import HASH_SECRET, MERCHANT_ID, new_player
+from conftest import HASH_SECRET, MERCHANT_ID
 from fakehash import FakeHash
-from test_hash import Hash
 
-from wallet import db
-from wallet.audit import audit
 from wallet.hash_client import HashClient, HashServiceError
 from wallet.hash_crypto import encrypt
 
@@ -77,40 +72,3 @@ def test_timeouts_and_unreachable(fake, client):
         client.game_list()
     with pytest.raises(HashServiceError, match="cannot reach Hash"):
         HashClient("http://127.0.0.1:9/", MERCHANT_ID, HASH_SECRET).game_list()
-
-
-def test_hash_reconcile_settles_and_refunds_open_orders(app, fake):
-    user_id, token = new_player(app, "1000", currency="USDT")
-    hash_api = Hash(app)
-    won, cancelled, pending, unknown = (uuid.uuid4().hex for _ in range(4))
-    for order in (won, cancelled, pending, unknown):
-        assert hash_api.add(token, user_id, order)["code"] == 0
-    details = {won: {"status": 1, "prize": 30, "tax": 1, "bonus": 0},
-               cancelled: {"status": 4, "prize": 0, "tax": 0, "bonus": 0},
-               pending: {"status": 3, "prize": 0, "tax": 0, "bonus": 0}}
-
-    def order_details(plain):
-        if plain["order_no"] not in details:
-            return {"code": 3002, "msg": "order not found"}
-        return {"code": 0, "data": {"order_no": plain["order_no"], **details[plain["order_no"]]}}
-    fake.answers["/api/v2/order/details"] = order_details
-    app.config["HASH_API_URL"] = fake.url
-    runner = app.test_cli_runner()
-    output = runner.invoke(args=["hash-reconcile", "--older-than", "0"]).output
-    assert f"{won}: settled (Hash status 1), balance 990" in output      # 1000 - 4 * 10 + 30
-    assert f"{cancelled}: refunded" in output
-    assert f"{pending}: still open at Hash (status 3)" in output
-    assert f"{unknown}: left open: api/v2/order/details: Hash answered code 3002" in output
-    assert "4 open order(s)" in output
-    # the next run finds only what is still open, and a late live retry changes nothing
-    assert "2 open order(s)" in runner.invoke(args=["hash-reconcile", "--older-than", "0"]).output
-    assert hash_api.update(user_id, won, 1, prize=30, tax=1)["data"]["balance"] == 1000
-    assert audit(app.extensions["engine"]) == []
-    with app.extensions["engine"].connect() as conn:
-        statuses = dict(conn.execute(sa.select(db.hash_orders.c.order_no, db.hash_orders.c.status)).all())
-    assert statuses == {won: 1, cancelled: 4, pending: 0, unknown: 0}
-
-
-def test_hash_reconcile_without_a_url_says_so(app):
-    result = app.test_cli_runner().invoke(args=["hash-reconcile"])
-    assert result.exit_code != 0 and "HASH_API_URL is not set" in result.output
