@@ -1,7 +1,7 @@
 """The protocol guides in docs/ say what the wallet does (docs/100hp.md, docs/hash.md, docs/openapi/).
 
 - The worked AES example of docs/hash.md §3.6 is recomputed from its key, IV and plaintext with the
-  wallet's own `encrypt` and opened again with its `decrypt`.
+  wallet's own `encrypt`, opened again with its `decrypt`, and its ciphertext opened by `openssl`.
 - Both OpenAPI documents are valid OpenAPI 3.1, and their error messages are the ones the code sends.
 - Every "§n.m" a guide cites names one of its own numbered headings, and no number is used twice.
 - schemathesis generates requests from each document and sends them to a real gunicorn; every
@@ -16,8 +16,10 @@ test: it takes the generated plaintext, encrypts it with the wallet's `encrypt`,
 
 Those two runs use SQLite only: they check the documents, not the databases (the other tests do).
 """
+import base64
 import json
 import re
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -69,10 +71,16 @@ def test_the_worked_aes_example_is_what_the_wallet_computes():
     assert secret.encode().hex() == example["key (hex)"]  # the key is the secret's 32 bytes
     x_prefix = encrypt(plaintext, secret, "prefix", iv=iv)
     assert x_prefix == example["x (prefix)"]
-    assert __import__("base64").b64decode(x_prefix) == iv + bytes.fromhex(example["ciphertext (hex)"])
+    sealed = bytes.fromhex(example["ciphertext (hex)"])
+    assert base64.b64decode(x_prefix) == iv + sealed
     assert encrypt(plaintext, secret, "key16") == example["x (key16)"]
     for x, mode in ((example["x (prefix)"], "prefix"), (example["x (key16)"], "key16")):
         assert open_x(x, secret, mode) == json.loads(plaintext)
+    # and an implementation that is not ours reads the printed ciphertext the same way
+    opened = subprocess.run(["openssl", "enc", "-d", "-aes-256-cbc", "-nosalt", "-K",
+                             example["key (hex)"], "-iv", example["iv (hex)"]], input=sealed,
+                            capture_output=True, check=True).stdout
+    assert opened == plaintext
 
 
 # ---- the OpenAPI documents --------------------------------------------------------------------------
