@@ -13,9 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from conformance.cli import conformance
-from wallet import cli, console, db, guard, hash_reconcile, hp, launch
-from wallet import hash as hash_api
-from wallet.your_casino import YourCasino
+from wallet import console, guard, hash, hp100, sandbox
+from wallet.core import commands, db
 
 SANDBOX_DEFAULTS = {
     "DATABASE_URL": "sqlite:///wallet.db",
@@ -64,38 +63,26 @@ def load_config(overrides=None) -> dict:
 
 
 def create_app(config=None, casino=None) -> Flask:
-    """The app. `config` overrides settings; `casino` replaces the SQL YourCasino (e.g. TestCasino)."""
+    """The app. `config` overrides settings; `casino` replaces the SQL YourCasino (e.g. a
+    TestCasino): then no SQLite sandbox is built or seeded."""
     app = Flask(__name__)
     app.config.update(load_config(config))
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_BODY_BYTES"])
+    app.config["SESSION_LIFETIME"] = timedelta(minutes=int(app.config["SESSION_LIFETIME_MINUTES"]))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     limits = db.Limits(lock_timeout=int(app.config["LOCK_TIMEOUT_MS"]) / 1000,
                        deadline=int(app.config["CALL_DEADLINE_MS"]) / 1000)
-    engine = db.make_engine(app.config["DATABASE_URL"], limits)
-    app.config["SESSION_LIFETIME"] = timedelta(minutes=int(app.config["SESSION_LIFETIME_MINUTES"]))
-    app.extensions["engine"] = engine
-    app.extensions["casino"] = casino or YourCasino(engine)
+    engine = db.make_engine(app.config["DATABASE_URL"], limits)  # connects on first use only
+    app.extensions.update({"engine": engine, "wallet.ddl": [db.DDL_DIR], "wallet.audits": [],
+                           "wallet.errors": {}})
     guard.install(app)
-    app.register_blueprint(hp.bp)
-    app.register_blueprint(hash_api.bp)
-    cli.register(app)
-    app.cli.add_command(hash_reconcile.hash_reconcile)  # optional: delete with its module
-    app.cli.add_command(conformance)                    # optional: delete with conformance/
-    for command in (launch.launch, launch.games):        # optional: delete with launch.py, *_client.py
-        app.cli.add_command(command)
-    console.install(app)                                # optional: the sandbox console at /
-
-    @app.errorhandler(Exception)
-    def protocol_error(exc):
-        """Every failure in the providers' namespaces answers in that provider's format."""
-        for prefix, blueprint in (("/100hp/", hp), ("/api/v2/", hash_api)):
-            if request.path.startswith(prefix):
-                return blueprint.unexpected_error(exc)
-        if hasattr(exc, "code") and hasattr(exc, "name"):  # an HTTPException elsewhere
-            return {"error": exc.name}, exc.code
-        app.logger.exception("unexpected error")
-        return {"error": "Internal Server Error"}, 500
+    commands.register(app)
+    hp100.register(app, casino)      # 100HP Game Flow API at /100hp: delete to drop 100HP
+    hash.register(app)               # Hash API-v2 at /api/v2: delete to drop Hash
+    console.install(app)             # optional: the sandbox console at /
+    app.cli.add_command(conformance)  # optional: delete with conformance/
+    _answer_errors_in_each_providers_format(app)
 
     @app.get("/healthz")
     def healthz():
@@ -106,11 +93,25 @@ def create_app(config=None, casino=None) -> Flask:
             return {"status": "database unavailable"}, 503
         return {"status": "ok"}
 
-    if app.config["WALLET_ENV"] == "sandbox" and make_url(app.config["DATABASE_URL"]).get_backend_name() == "sqlite":
-        db.init_schema(engine)
-        cli.seed_demo_if_empty(app)
+    sql_sandbox = (app.config["WALLET_ENV"] == "sandbox" and casino is None
+                   and make_url(app.config["DATABASE_URL"]).get_backend_name() == "sqlite")
+    sandbox.install(app, seed=sql_sandbox)  # optional: the demo player, its command and its log
     engine.dispose()  # `gunicorn --preload`: no connection of the master's is shared by the workers
     return app
+
+
+def _answer_errors_in_each_providers_format(app) -> None:
+    @app.errorhandler(Exception)
+    def protocol_error(exc):
+        """Every failure in a provider's namespace answers in that provider's format (each
+        registers its `unexpected_error` for its URL prefix in app.extensions["wallet.errors"])."""
+        for prefix, unexpected_error in app.extensions["wallet.errors"].items():
+            if request.path.startswith(prefix):
+                return unexpected_error(exc)
+        if hasattr(exc, "code") and hasattr(exc, "name"):  # an HTTPException elsewhere
+            return {"error": exc.name}, exc.code
+        app.logger.exception("unexpected error")
+        return {"error": "Internal Server Error"}, 500
 
 
 def __getattr__(name):

@@ -40,11 +40,11 @@ def inner(target: str, calls: int) -> None:
     url = f"sqlite:///{tempfile.mkdtemp()}/instructions.db"
     os.environ.update(DATABASE_URL=url, HP_SECRET="s")
     from app import create_app
-    from wallet import accounts, db
+    from wallet.core import accounts, db
     wallet = create_app({"DATABASE_URL": url, "WALLET_ENV": "bench", "HP_SECRET": "s"})
     logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # the log line is counted, not shown
     engine = wallet.extensions["engine"]
-    db.init_schema(engine)
+    db.init_schema(engine, wallet.extensions["wallet.ddl"])
     session = db.transaction(engine, lambda conn: accounts.create_session(
         conn, accounts.create_player(conn, "p", "USD", Decimal(10**9))))
     if target == "raw":

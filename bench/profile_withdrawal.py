@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app import create_app  # noqa: E402
-from wallet import accounts, db  # noqa: E402
+from wallet.core import accounts, db  # noqa: E402
 
 
 def main():
@@ -24,7 +24,7 @@ def main():
     logging.getLogger("wallet.calls").setLevel(logging.WARNING)  # the call log is not the subject
     app = create_app({"DATABASE_URL": url, "WALLET_ENV": "bench", "HP_SECRET": "s"})
     engine = app.extensions["engine"]
-    db.init_schema(engine)
+    db.init_schema(engine, app.extensions["wallet.ddl"])
     session = db.transaction(engine, lambda c: accounts.create_session(
         c, accounts.create_player(c, "p", "USD", Decimal(10**9))))
     client = app.test_client()

@@ -31,10 +31,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import dbservers  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
-from wallet import accounts, db  # noqa: E402
-from wallet.audit import audit  # noqa: E402
-from wallet.hash import dumps  # noqa: E402
-from wallet.hash_crypto import encrypt  # noqa: E402
+from app import create_app  # noqa: E402
+from wallet.core import accounts, db, schema  # noqa: E402
+from wallet.core.audit import audit  # noqa: E402
+from wallet.hash.blueprint import dumps  # noqa: E402
+from wallet.hash.envelope import encrypt  # noqa: E402
+from wallet.hp100 import schema as hp_schema  # noqa: E402
 
 HP_SECRET, HASH_SECRET, MERCHANT = "bench-hp-secret", "bench-hash-secret-0123456789abcd", "1001"
 WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
@@ -70,7 +72,7 @@ def fill(engine, rows: int) -> None:
     (user_id, _), = players(engine, 1)
     with engine.connect() as conn:
         wallet = accounts.player_wallets(conn, user_id)[0]
-    top, now, batch = Decimal(10**12), db.utcnow(), 20000
+    top, now, batch = Decimal(10**12), schema.utcnow(), 20000
     for start in range(0, rows // 2, batch // 2):
         bets, ledger = [], []
         for i in range(start, min(start + batch // 2, rows // 2)):
@@ -83,8 +85,8 @@ def fill(engine, rows: int) -> None:
                        {"wallet_id": wallet.id, "provider": "100hp", "op": "deposit", "ref": tx,
                         "amount": 1, "balance_after": top, "created_at": now}]
         with engine.begin() as conn:
-            conn.execute(insert(db.hp_transactions), bets)
-            conn.execute(insert(db.ledger), ledger)
+            conn.execute(insert(hp_schema.hp_transactions), bets)
+            conn.execute(insert(schema.ledger), ledger)
 
 
 def hash_lines(path, sessions, count, mode) -> None:
@@ -163,8 +165,9 @@ def bench_database(kind, args, tmp) -> list:
         started.admin("CREATE DATABASE bench")
         url = started.url("bench")
     try:
-        engine = db.make_engine(url)
-        db.init_schema(engine)
+        app = create_app({"DATABASE_URL": url, "HP_SECRET": HP_SECRET, "HASH_SECRET": HASH_SECRET})
+        engine = app.extensions["engine"]
+        db.init_schema(engine, app.extensions["wallet.ddl"])
         if args.filled:
             fill(engine, args.filled)
         groups = {"hot": players(engine, 1), "spread": players(engine, 1000)}
@@ -198,7 +201,7 @@ def bench_database(kind, args, tmp) -> list:
                     print(f"{'':26}withdrawal / raw driver: "
                           f"{results[WITHDRAWAL]['rps'] / results[RAW_WITHDRAWAL]['rps']:.2f} "
                           f"(round by round: {by_round})", flush=True)
-        problems = audit(engine)
+        problems = audit(engine, app.extensions["wallet.audits"])
         print(f"{kind}: books {'ok' if not problems else 'WRONG: ' + '; '.join(problems[:5])}", flush=True)
         engine.dispose()
         return rows

@@ -10,8 +10,8 @@ import time
 import uuid
 from decimal import Decimal
 
-from wallet.hash import dumps
-from wallet.hash_crypto import encrypt
+from wallet.hash.blueprint import dumps
+from wallet.hash.envelope import encrypt
 
 from .http import post
 from .runner import Case, at_once, check

@@ -10,7 +10,7 @@ import json
 import re
 from decimal import ROUND_DOWN, Decimal
 
-from wallet.casino import MESSAGES
+from wallet.hp100.casino import MESSAGES
 
 from .http import post
 from .runner import Case, at_once, check

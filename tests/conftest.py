@@ -23,7 +23,11 @@ import dbservers  # noqa: E402
 import httpclient  # noqa: E402
 
 from app import create_app  # noqa: E402
-from wallet import accounts, db  # noqa: E402
+from wallet import console, hash, hp100  # noqa: E402
+from wallet.core import accounts, db, schema  # noqa: E402
+from wallet.core.audit import audit as audit_books  # noqa: E402
+from wallet.hash.audit import check_orders  # noqa: E402
+from wallet.hp100.audit import check_bets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASES = ("sqlite", "postgres", "mariadb")
@@ -34,6 +38,18 @@ TEST_CONFIG = {"WALLET_ENV": "test", "HP_SECRET": HP_SECRET, "HASH_SECRET": HASH
                "HASH_MERCHANT_ID": MERCHANT_ID}
 
 _servers, _skipped, _schemas = {}, {}, {}
+
+# Every table of the app as the tests build it: the core's, both providers' and the console's.
+DDL_DIRS = (db.DDL_DIR, hp100.DDL_DIR, hash.DDL_DIR, Path(console.__file__).parent / "ddl")
+
+
+def init_schema(engine) -> None:
+    db.init_schema(engine, DDL_DIRS)
+
+
+def audit(engine) -> list[str]:
+    """`flask --app app audit` of an app with both providers."""
+    return audit_books(engine, [check_bets, check_orders])
 
 
 def _wanted():
@@ -91,13 +107,13 @@ def prepare_database(kind, tmp_path) -> str:
     if kind == "sqlite":
         url = fresh_database(kind, tmp_path)
         engine = db.make_engine(url)
-        db.init_schema(engine)
+        init_schema(engine)
         engine.dispose()
         return url
     if kind not in _schemas:  # one database per server and run, emptied before each test
         _schemas[kind] = fresh_database(kind, tmp_path)
         engine = db.make_engine(_schemas[kind])
-        db.init_schema(engine)
+        init_schema(engine)
         engine.dispose()
     engine = sa.create_engine(_schemas[kind])
     with engine.begin() as conn:
@@ -137,8 +153,8 @@ def new_player(app, balance="1000", currency="USD", extra_currencies=()):
 
 def ledger_rows(app, user_id):
     with app.extensions["engine"].connect() as conn:
-        return conn.execute(sa.select(db.ledger).join(db.wallets).where(
-            db.wallets.c.player_id == int(user_id)).order_by(db.ledger.c.id)).all()
+        return conn.execute(sa.select(schema.ledger).join(schema.wallets).where(
+            schema.wallets.c.player_id == int(user_id)).order_by(schema.ledger.c.id)).all()
 
 
 def balances(app, user_id) -> dict:

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from conftest import DATABASES, HP_SECRET, TEST_CONFIG, ledger_rows, new_player, prepare_database, tx
 
 from app import create_app
-from wallet import accounts, db
-from wallet.testcasino import TestCasino
+from wallet.core import accounts, db, schema
+from wallet.hp100.testcasino import TestCasino
 
 
 class HpWallet:
@@ -307,7 +307,7 @@ def test_the_database_refuses_a_negative_balance(app):
     user_id, _ = new_player(app, "1")
     with pytest.raises(sa.exc.DBAPIError, match="(?i)check|constraint"):  # MariaDB: error 4025
         with app.extensions["engine"].begin() as conn:
-            conn.execute(sa.update(db.wallets).where(db.wallets.c.player_id == int(user_id))
+            conn.execute(sa.update(schema.wallets).where(schema.wallets.c.player_id == int(user_id))
                          .values(balance=Decimal("-0.01")))
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from conftest import HP_SECRET, gunicorn, new_player, post_json, tx, parallel
 
-from wallet.audit import audit
+from conftest import audit
 
 
 def hp(base, endpoint, **fields):

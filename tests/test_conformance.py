@@ -9,10 +9,12 @@ from conftest import HASH_SECRET, HP_SECRET, MERCHANT_ID, TEST_CONFIG, gunicorn,
 from werkzeug.serving import make_server
 
 from app import create_app
-from wallet import db, hash_orders, money
-from wallet.audit import audit
-from wallet.casino import CasinoError
-from wallet.your_casino import YourCasino
+from wallet.core import money
+from wallet.hash import orders as hash_orders
+from conftest import audit
+from wallet.hp100.casino import CasinoError
+from wallet.hp100.your_casino import YourCasino
+from conftest import init_schema
 
 
 def run_100hp(app, base, session, *extra):
@@ -63,7 +65,7 @@ def broken(tmp_path):
         return f"http://127.0.0.1:{server.server_port}"
 
     app = create_app({**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{tmp_path}/broken.db"})
-    db.init_schema(app.extensions["engine"])
+    init_schema(app.extensions["engine"])
     _, session = new_player(app, "100", extra_currencies=("USDT",))
     yield app, session, start
     for server in servers:

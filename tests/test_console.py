@@ -10,7 +10,7 @@ import pytest
 from conftest import HP_SECRET, ROOT, TEST_CONFIG, gunicorn, post_json, tx
 
 from app import create_app
-from wallet import db
+from conftest import init_schema
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium")
@@ -22,7 +22,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 @pytest.fixture
 def console(tmp_path):
     url = f"sqlite:///{tmp_path}/console.db"
-    db.init_schema(create_app({**TEST_CONFIG, "DATABASE_URL": url}).extensions["engine"])
+    init_schema(create_app({**TEST_CONFIG, "DATABASE_URL": url}).extensions["engine"])
     with gunicorn(url, workers=2, extra_env={"CONSOLE": "1"}) as base:
         yield base
 
@@ -77,5 +77,5 @@ def test_console_is_off_in_production_unless_asked(tmp_path):
                 "HP_SECRET": "x", "HASH_SECRET": "k" * 32, "WALLET_ALLOW_SQLITE": "1"}
     assert create_app(settings).test_client().get("/").status_code == 404
     app = create_app({**settings, "CONSOLE": "1"})
-    db.init_schema(app.extensions["engine"])
+    init_schema(app.extensions["engine"])
     assert app.test_client().get("/").status_code == 200

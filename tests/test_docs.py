@@ -34,10 +34,10 @@ from schemathesis.checks import (content_type_conformance, response_schema_confo
                                  status_code_conformance)
 
 from conftest import HASH_SECRET, HP_SECRET, MERCHANT_ID, gunicorn, new_player
-from wallet.audit import audit
-from wallet.casino import MESSAGES
-from wallet.hash_crypto import decrypt, encrypt
-from wallet.hash_orders import CODES
+from conftest import audit
+from wallet.hp100.casino import MESSAGES
+from wallet.hash.envelope import decrypt, encrypt
+from wallet.hash.orders import CODES
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 HP_DOC, HASH_DOC = DOCS / "openapi" / "100hp.yaml", DOCS / "openapi" / "hash.yaml"

@@ -14,9 +14,10 @@ from conftest import (HASH_SECRET, HP_SECRET, MERCHANT_ID, TEST_CONFIG, gunicorn
 
 import dbservers
 from app import create_app
-from wallet import db
-from wallet.audit import audit
-from wallet.hash_crypto import encrypt
+from wallet.core import db, schema
+from conftest import audit
+from wallet.hash.envelope import encrypt
+from conftest import init_schema
 
 
 def hp(base, endpoint, **fields):
@@ -35,7 +36,7 @@ def lock_the_wallet(database_url, user_id):
         conn.info["queue"] = queue  # closed, and so released, with the connection's rollback
         return conn
     conn.begin()
-    conn.execute(sa.select(db.wallets).where(db.wallets.c.player_id == int(user_id)).with_for_update())
+    conn.execute(sa.select(schema.wallets).where(schema.wallets.c.player_id == int(user_id)).with_for_update())
     return conn
 
 
@@ -112,7 +113,7 @@ def test_reads_never_block_a_bet(app, client):
     """SQLite: a long read (audit, console, health check) takes no write lock."""
     _, session = new_player(app, "100")
     with db.read_snapshot(app.extensions["engine"]) as reader:
-        reader.execute(sa.select(db.ledger)).all()
+        reader.execute(sa.select(schema.ledger)).all()
         assert client.get("/healthz").status_code == 200
         answer = client.post("/100hp/withdrawal", json={"secret": HP_SECRET, "sessionId": session,
                                                         "txId": tx(), "amount": "1"})
@@ -152,7 +153,7 @@ def test_after_a_database_restart_no_call_fails(kind):
         server.admin("CREATE DATABASE restart")
         url = server.url("restart")
         app = create_app({**TEST_CONFIG, "DATABASE_URL": url})
-        db.init_schema(app.extensions["engine"])
+        init_schema(app.extensions["engine"])
         _, session = new_player(app, "100")
         with gunicorn(url, workers=2) as base:
             # warm every worker's pool with several connections at once
@@ -191,13 +192,13 @@ def test_a_database_error_never_logs_a_token(app, client, caplog):
 def test_only_failures_a_second_run_can_get_past_are_retried(app):
     engine = app.extensions["engine"]
     user_id, _ = new_player(app, "5")
-    wallet_id = engine.connect().execute(sa.select(db.wallets.c.id).where(
-        db.wallets.c.player_id == int(user_id))).scalar()
+    wallet_id = engine.connect().execute(sa.select(schema.wallets.c.id).where(
+        schema.wallets.c.player_id == int(user_id))).scalar()
     runs = []
 
     def break_a_check(conn):  # a balance below zero: the CHECK constraint refuses it every time
         runs.append("check")
-        conn.execute(sa.update(db.wallets).where(db.wallets.c.id == wallet_id).values(balance=-1))
+        conn.execute(sa.update(schema.wallets).where(schema.wallets.c.id == wallet_id).values(balance=-1))
 
     with pytest.raises(sa.exc.DBAPIError):
         db.transaction(engine, break_a_check)
@@ -206,8 +207,8 @@ def test_only_failures_a_second_run_can_get_past_are_retried(app):
     def book_twice(conn):  # the same ledger key twice: a unique violation, retried as a lost race
         runs.append("unique")
         row = {"wallet_id": wallet_id, "provider": "admin", "op": "topup", "ref": "same",
-               "amount": 0, "balance_after": 5, "created_at": db.utcnow()}
-        conn.execute(sa.insert(db.ledger), [row, row])
+               "amount": 0, "balance_after": 5, "created_at": schema.utcnow()}
+        conn.execute(sa.insert(schema.ledger), [row, row])
 
     with pytest.raises(sa.exc.IntegrityError):
         db.transaction(engine, book_twice)

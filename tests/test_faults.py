@@ -15,8 +15,10 @@ from conftest import HP_SECRET, TEST_CONFIG, gunicorn, new_player, post_json, tx
 
 import dbservers
 from app import create_app
-from wallet import db
-from wallet.audit import audit
+from wallet.core import schema
+from wallet.hp100 import schema as hp_schema
+from conftest import init_schema
+from conftest import audit
 
 
 def hp(base, endpoint, **fields):
@@ -34,7 +36,7 @@ def test_database_outage_answers_702_writes_nothing_and_recovers(kind):
         server.admin("CREATE DATABASE outage")
         url = server.url("outage")
         app = create_app({**TEST_CONFIG, "DATABASE_URL": url})
-        db.init_schema(app.extensions["engine"])
+        init_schema(app.extensions["engine"])
         _, session = new_player(app, "100")
         with gunicorn(url, workers=2, allow_errors=True) as base:
             assert hp(base, "withdrawal", sessionId=session, txId=tx(), amount="10")[0] == 200
@@ -73,11 +75,11 @@ def hold_the_booking(app, database_url, bet):
         return conn
     other_user, _ = new_player(app, "0")  # another wallet: its foreign-key lock must not block ours
     conn.begin()
-    wallet_id = conn.execute(sa.select(db.wallets.c.id).where(
-        db.wallets.c.player_id == int(other_user))).scalar()
-    conn.execute(sa.insert(db.hp_transactions).values(
+    wallet_id = conn.execute(sa.select(schema.wallets.c.id).where(
+        schema.wallets.c.player_id == int(other_user))).scalar()
+    conn.execute(sa.insert(hp_schema.hp_transactions).values(
         tx_id=bet, kind="withdrawal", wallet_id=wallet_id, session_id="x", amount=1, status="open",
-        created_at=db.utcnow()))
+        created_at=schema.utcnow()))
     return conn
 
 
@@ -126,7 +128,7 @@ def raw_request(base, path, body: bytes, declared_length: int, read_answer=False
 
 
 def test_client_disconnects(app, database_url):
-    _, session = new_player(app, "100")
+    user_id, session = new_player(app, "100")
     with gunicorn(database_url, workers=2) as base:
         # the body never arrives whole: nothing happens
         cut = tx()
@@ -139,12 +141,12 @@ def test_client_disconnects(app, database_url):
         gone = tx()
         body = json.dumps({"secret": HP_SECRET, "sessionId": session, "txId": gone, "amount": "10"}).encode()
         raw_request(base, "/100hp/withdrawal", body, declared_length=len(body))
-        for _ in range(50):
-            status, answer = hp(base, "rollback", txId=gone)
-            if status != 605:
+        for _ in range(100):  # wait until it is booked: a rollback sent before would spend the txId
+            if hp(base, "balance", sessionId=session)[1]["balance"] == "90.00":
                 break
             time.sleep(0.05)
-        assert (status, answer["balance"]) == (200, "100.00")
+        assert hp(base, "rollback", txId=gone) == (200, {"balance": "100.00", "currency": "USD",
+                                                          "sessionId": session, "userId": user_id})
         assert hp(base, "withdrawal", sessionId=session, txId=gone, amount="10")[0] == 607
     assert audit(app.extensions["engine"]) == []
     assert Decimal(app.test_client().post("/100hp/balance", json={

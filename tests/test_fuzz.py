@@ -10,8 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from conftest import HASH_SECRET, HP_SECRET, MERCHANT_ID, new_player, tx
 
-from wallet import db
-from wallet.hash_crypto import encrypt
+from wallet.core import schema
+from wallet.hash.envelope import encrypt
+from wallet.hp100 import schema as hp_schema
+from wallet.hash import schema as hash_schema
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 NASTY = ["' OR '1'='1", "1; DROP TABLE wallets; --", "<script>alert(1)</script>", "\x00", "\ud800",
@@ -35,9 +37,9 @@ def fields_like(real: dict):
 
 def db_state(app):
     with app.extensions["engine"].connect() as conn:
-        return (conn.execute(sa.select(sa.func.count()).select_from(db.ledger)).scalar(),
-                conn.execute(sa.select(sa.func.count()).select_from(db.hp_transactions)).scalar(),
-                conn.execute(sa.select(sa.func.count()).select_from(db.hash_orders)).scalar())
+        return (conn.execute(sa.select(sa.func.count()).select_from(schema.ledger)).scalar(),
+                conn.execute(sa.select(sa.func.count()).select_from(hp_schema.hp_transactions)).scalar(),
+                conn.execute(sa.select(sa.func.count()).select_from(hash_schema.hash_orders)).scalar())
 
 
 HP_ENDPOINTS = ["auth", "balance", "withdrawal", "deposit", "rollback", "bonusWin"]

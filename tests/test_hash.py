@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from conftest import HASH_SECRET, MERCHANT_ID, ledger_rows, new_player
 
-from wallet import db
-from wallet.hash import dumps
-from wallet.hash_crypto import decrypt, encrypt
+from wallet.hash.blueprint import dumps
+from wallet.hash.envelope import decrypt, encrypt
+from wallet.hash import schema as hash_schema
 
 BET_INFO = '[{"key":"Big","name":"Big","odds":200,"amount":10}]'
 
@@ -221,7 +221,7 @@ def test_non_finite_amounts(hash_api, player, app, text):
     raw = json.dumps({"x": encrypt(plain.encode(), HASH_SECRET)})
     assert hash_api.send("order/add", {}, raw=raw)["code"] == 1001
     with app.extensions["engine"].connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(db.hash_orders)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(hash_schema.hash_orders)).scalar() == 0
 
 
 def test_bad_update_fields(hash_api, player):

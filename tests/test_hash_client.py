@@ -6,8 +6,8 @@ import pytest
 from conftest import HASH_SECRET, MERCHANT_ID
 from fakehash import FakeHash
 
-from wallet.hash_client import HashClient, HashServiceError
-from wallet.hash_crypto import encrypt
+from wallet.hash.client import HashClient, HashServiceError
+from wallet.hash.envelope import encrypt
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from wallet.hash_crypto import EnvelopeError, decrypt, encrypt
+from wallet.hash.envelope import EnvelopeError, decrypt, encrypt
 
 SECRET = "0123456789abcdef0123456789abcdef"
 PLAIN = (b'{"timestamp":1650123456789,"request_id":"abcd-1234-abcd-1234","username":"game001",'

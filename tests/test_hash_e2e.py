@@ -8,8 +8,8 @@ import uuid
 import pytest
 from conftest import HASH_SECRET, MERCHANT_ID, gunicorn, new_player, post_json, parallel
 
-from wallet.audit import audit
-from wallet.hash_crypto import encrypt
+from conftest import audit
+from wallet.hash.envelope import encrypt
 
 BET_INFO = '[{"key":"Big","name":"Big","odds":200,"amount":10}]'
 

@@ -13,10 +13,11 @@ from conftest import HASH_SECRET, MERCHANT_ID, ledger_rows, new_player, parallel
 from fakehash import FakeHash, now_ms
 from test_hash import Hash
 
-from wallet import db
-from wallet.audit import audit
-from wallet.hash_client import HashClient
-from wallet.hash_reconcile import reconcile_open_orders
+from wallet.core import schema
+from conftest import audit
+from wallet.hash.client import HashClient
+from wallet.hash.reconcile import reconcile_open_orders
+from wallet.hash import schema as hash_schema
 
 
 @pytest.fixture
@@ -39,9 +40,9 @@ def order_no() -> str:
 def backdate(app, order_nos, minutes=60):
     """As if these orders were booked (and last changed) `minutes` ago: past Hash's retries."""
     with app.extensions["engine"].begin() as conn:
-        conn.execute(sa.update(db.hash_orders).where(db.hash_orders.c.order_no.in_(list(order_nos)))
-                     .values(created_at=db.utcnow() - timedelta(minutes=minutes),
-                             updated_at=db.utcnow() - timedelta(minutes=minutes)))
+        conn.execute(sa.update(hash_schema.hash_orders).where(hash_schema.hash_orders.c.order_no.in_(list(order_nos)))
+                     .values(created_at=schema.utcnow() - timedelta(minutes=minutes),
+                             updated_at=schema.utcnow() - timedelta(minutes=minutes)))
 
 
 def reconcile(app, *args, env=None):
@@ -50,7 +51,7 @@ def reconcile(app, *args, env=None):
 
 def statuses(app) -> dict:
     with app.extensions["engine"].connect() as conn:
-        return dict(conn.execute(sa.select(db.hash_orders.c.order_no, db.hash_orders.c.status)).all())
+        return dict(conn.execute(sa.select(hash_schema.hash_orders.c.order_no, hash_schema.hash_orders.c.status)).all())
 
 
 def refunds(app, user_id, order):

@@ -10,9 +10,9 @@ import pytest
 from conftest import HASH_SECRET, HP_SECRET, MERCHANT_ID, new_player
 from fakehash import FakeHash
 
-from wallet.hash_client import launch_url
-from wallet.hash_crypto import encrypt
-from wallet.hp_client import HpApiError, HpClient
+from wallet.hash.client import launch_url
+from wallet.hash.envelope import encrypt
+from wallet.hp100.client import HpApiError, HpClient
 
 GAME = {"id": "018c877c-7f9f-7334-8d0b-df9c7a52dda9", "name": "Crash", "logoUrl": "x",
         "developer": {"id": "d", "name": "100hp"}, "category": "Crash games", "supportedCurrencies": ["USD"],

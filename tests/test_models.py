@@ -14,10 +14,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from conftest import DATABASES, TEST_CONFIG, new_player, prepare_database
 
 from app import create_app
-from wallet import hash_orders
-from wallet.casino import CasinoError
-from wallet.hash_orders import HashError
-from wallet.testcasino import TestCasino
+from wallet.hash import orders as hash_orders
+from wallet.hp100.casino import CasinoError
+from wallet.hash.orders import HashError
+from wallet.hp100.testcasino import TestCasino
 
 TX_IDS = [str(uuid.UUID(int=i)) for i in range(1, 7)]
 AMOUNTS = st.sampled_from([Decimal(a) for a in ("0.01", "1", "5.55", "20", "99.99", "400")])

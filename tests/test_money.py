@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wallet.hash import dumps
-from wallet.money import AmountError, format_hash, format_hp, parse_hash_amount, parse_hp_amount
+from wallet.hash.blueprint import dumps
+from wallet.core.money import AmountError, format_hash, format_hp, parse_hash_amount, parse_hp_amount
 
 amounts = st.decimals(min_value=0, max_value=Decimal("1e17") - 1, places=8, allow_nan=False)
 hash_amounts = st.decimals(min_value=0, max_value=Decimal("1e17") - 1, places=6, allow_nan=False)

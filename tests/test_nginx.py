@@ -13,7 +13,7 @@ from dbservers import free_port
 from httpclient import request
 
 from app import create_app
-from wallet import db
+from conftest import init_schema
 
 NGINX = shutil.which("nginx", path="/usr/sbin:/usr/bin")
 pytestmark = pytest.mark.skipif(not NGINX, reason="nginx not installed (apt-get install nginx)")
@@ -59,7 +59,7 @@ http {{
 def test_error_statuses_pass_nginx_unchanged(tmp_path, nginx):
     url = f"sqlite:///{tmp_path}/wallet.db"
     app = create_app({**TEST_CONFIG, "DATABASE_URL": url})
-    db.init_schema(app.extensions["engine"])
+    init_schema(app.extensions["engine"])
     _, session = new_player(app, "10")
     user_id, broken = new_player(app, "10")
     with app.extensions["engine"].begin() as conn:  # a wallet the code cannot read: a 702

@@ -10,8 +10,10 @@ import sqlalchemy as sa
 from conftest import HP_SECRET, TEST_CONFIG, gunicorn, new_player, post_json, tx
 
 from app import create_app, load_config
-from wallet import db
-from wallet.audit import audit
+from wallet.core import schema
+from wallet.hp100 import schema as hp_schema
+from conftest import init_schema
+from conftest import audit
 
 
 def call(client, endpoint, **fields):
@@ -21,8 +23,8 @@ def call(client, endpoint, **fields):
 
 def backdate(app, tx_ids, days):
     with app.extensions["engine"].begin() as conn:
-        conn.execute(sa.update(db.hp_transactions).where(db.hp_transactions.c.tx_id.in_(tx_ids))
-                     .values(created_at=db.utcnow() - timedelta(days=days)))
+        conn.execute(sa.update(hp_schema.hp_transactions).where(hp_schema.hp_transactions.c.tx_id.in_(tx_ids))
+                     .values(created_at=schema.utcnow() - timedelta(days=days)))
 
 
 def test_expire_withdrawals_refunds_stale_bets_once(app, client):
@@ -79,8 +81,8 @@ def test_audit_catches_a_ledger_row_altered_behind_the_apps_back(app, client):
     runner = app.test_cli_runner()
     assert runner.invoke(args=["audit"]).exit_code == 0
     with app.extensions["engine"].begin() as conn:
-        row_id = conn.execute(sa.select(sa.func.max(db.ledger.c.id))).scalar()
-        conn.execute(sa.update(db.ledger).where(db.ledger.c.id == row_id).values(amount=-1))
+        row_id = conn.execute(sa.select(sa.func.max(schema.ledger.c.id))).scalar()
+        conn.execute(sa.update(schema.ledger).where(schema.ledger.c.id == row_id).values(amount=-1))
     result = runner.invoke(args=["audit"])
     assert result.exit_code == 1
     assert "balance 90 but its ledger sums to 99" in result.output
@@ -93,7 +95,7 @@ def test_audit_catches_a_missing_refund(app, client):
     bet = tx()
     call(client, "withdrawal", sessionId=session, txId=bet, amount="10")
     with app.extensions["engine"].begin() as conn:  # mark refunded without the money moving
-        conn.execute(sa.update(db.hp_transactions).values(status="refunded"))
+        conn.execute(sa.update(hp_schema.hp_transactions).values(status="refunded"))
     assert audit(app.extensions["engine"]) == [
         f"100HP txId {bet} (withdrawal, refunded): ledger has withdrawal -10, expected "
         "rollback 10, withdrawal -10"]
@@ -103,7 +105,7 @@ def test_audit_catches_a_missing_refund(app, client):
 def guarded(tmp_path):
     def make(**settings):
         app = create_app({**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{tmp_path}/w.db", **settings})
-        db.init_schema(app.extensions["engine"])
+        init_schema(app.extensions["engine"])
         return app.test_client()
     return make
 

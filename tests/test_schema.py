@@ -6,7 +6,8 @@ import sqlalchemy as sa
 from conftest import DATABASES, fresh_database
 
 from app import create_app
-from wallet import db
+from wallet.core import db, schema
+from conftest import init_schema
 
 TYPE_FAMILIES = [  # what a reflected type must be, for what the code declares
     (sa.Numeric, (sa.Numeric, sa.Text)),        # money: NUMERIC(24, 6), or decimal text on SQLite
@@ -26,15 +27,15 @@ def family(column_type):
 @pytest.fixture(params=DATABASES)
 def schema_engine(request, tmp_path):
     engine = db.make_engine(fresh_database(request.param, tmp_path))
-    db.init_schema(engine)
+    init_schema(engine)
     yield engine
     engine.dispose()
 
 
 def test_ddl_matches_the_code(schema_engine):
     inspector = sa.inspect(schema_engine)
-    assert sorted(inspector.get_table_names()) == sorted(db.metadata.tables)
-    for table in db.metadata.sorted_tables:
+    assert sorted(inspector.get_table_names()) == sorted(schema.metadata.tables)
+    for table in schema.metadata.sorted_tables:
         reflected = {c["name"]: c for c in inspector.get_columns(table.name)}
         assert list(reflected) == [c.name for c in table.columns], table.name
         for column in table.columns:
@@ -65,14 +66,14 @@ def test_ddl_matches_the_code(schema_engine):
 
 
 def test_the_ledger_refuses_a_negative_balance_after(schema_engine):
-    from wallet import accounts
+    from wallet.core import accounts
     with schema_engine.begin() as conn:
         wallet_id = accounts.open_wallet(conn, accounts.create_player(conn, "x"), "EUR")
     with pytest.raises(sa.exc.DBAPIError, match="(?i)check|constraint"):
         with schema_engine.begin() as conn:
-            conn.execute(sa.insert(db.ledger).values(
+            conn.execute(sa.insert(schema.ledger).values(
                 wallet_id=wallet_id, provider="admin", op="topup", ref="r", amount=-1,
-                balance_after=-1, created_at=db.utcnow()))
+                balance_after=-1, created_at=schema.utcnow()))
 
 
 def test_init_db_twice_keeps_the_data(schema_engine, tmp_path):
@@ -84,5 +85,5 @@ def test_init_db_twice_keeps_the_data(schema_engine, tmp_path):
         result = runner.invoke(args=["init-db"])
         assert result.exit_code == 0 and result.output.startswith("schema ready on ")
     with schema_engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(db.players)).scalar() == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.players)).scalar() == 1
     app.extensions["engine"].dispose()

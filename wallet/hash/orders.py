@@ -9,9 +9,10 @@ from decimal import Decimal
 
 from sqlalchemy import and_, bindparam, insert, select, update
 
-from . import db, ledger
-from .db import hash_orders, players, sessions, utcnow, wallets
-from .money import format_hash
+from ..core import db, ledger
+from ..core.money import format_hash
+from ..core.schema import players, sessions, utcnow, wallets
+from .schema import hash_orders
 
 CODES = {
     0: "SUCCESS",

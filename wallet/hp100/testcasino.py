@@ -9,8 +9,8 @@ import uuid
 from datetime import timedelta
 from decimal import Decimal
 
+from ..core.money import BALANCE_LIMIT
 from .casino import OPEN, WITHDRAWAL, Bet, Casino, Session, Wallet, utcnow
-from .money import BALANCE_LIMIT
 
 
 class TestCasino(Casino):

@@ -16,7 +16,7 @@ import urllib.request
 from decimal import Decimal
 from urllib.parse import quote, urlencode
 
-from .hash_crypto import EnvelopeError, decrypt, encrypt
+from .envelope import EnvelopeError, decrypt, encrypt
 
 
 def launch_url(base_url: str, merchant_id: str, entry: str, currency: str, token: str, lang: str = "en",

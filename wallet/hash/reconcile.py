@@ -26,11 +26,13 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from . import db, hash_books, hash_orders
-from .db import hash_orders as orders_table
-from .db import utcnow, wallets
-from .hash_client import HashClient, HashServiceError
-from .hash_orders import FAILED, FINAL, HashError
+from ..core import db
+from ..core.schema import utcnow, wallets
+from . import books as hash_books
+from . import orders as hash_orders
+from .client import HashClient, HashServiceError
+from .orders import FAILED, FINAL, HashError
+from .schema import hash_orders as orders_table
 
 DONE, LEFT_OPEN, UNREACHABLE = 0, 1, 2  # the exit statuses
 NOT_FOUND_CODES = "3002"  # the default of HASH_NOT_FOUND_CODES: our own table's "order not found"

@@ -10,7 +10,8 @@ from decimal import Decimal
 from sqlalchemy import insert, select, update
 
 from . import ledger
-from .db import lock_wallet, players, sessions, utcnow, wallets
+from .db import lock_wallet
+from .schema import players, sessions, utcnow, wallets
 
 
 def create_player(conn, name: str, currency: str = "USD", balance: Decimal = Decimal(0),

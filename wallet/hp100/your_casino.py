@@ -7,9 +7,10 @@ wallet/ledger.py.
 """
 from sqlalchemy import and_, bindparam, insert, select, update
 
-from . import db, ledger
+from ..core import db, ledger
+from ..core.schema import players, sessions, utcnow, wallets
 from .casino import OPEN, WITHDRAWAL, Bet, Casino, Session, Wallet
-from .db import hp_transactions, players, sessions, utcnow, wallets
+from .schema import hp_transactions
 
 # The statements, built once (SQLAlchemy caches their compiled form).
 _SESSION = (

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, insert, update
 
-from .db import ledger, utcnow, wallets
 from .money import BALANCE_LIMIT
+from .schema import ledger, utcnow, wallets
 
 SET_BALANCE = update(wallets).where(wallets.c.id == bindparam("wallet")).values(
     balance=bindparam("new_balance"))

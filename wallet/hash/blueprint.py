@@ -19,12 +19,12 @@ from decimal import Decimal
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from . import hash_orders
-from .db import DatabaseUnavailable
-from .guard import address_allowed, note_reference, note_result
-from .hash_crypto import EnvelopeError, decrypt, encrypt
-from .hash_orders import HashError
-from .money import AmountError, parse_hash_amount
+from ..core.db import DatabaseUnavailable
+from ..core.money import AmountError, parse_hash_amount
+from ..guard import address_allowed, note_reference, note_result
+from . import orders as hash_orders
+from .envelope import EnvelopeError, decrypt, encrypt
+from .orders import HashError
 
 bp = Blueprint("hash", __name__, url_prefix="/api/v2")
 log = logging.getLogger(__name__)

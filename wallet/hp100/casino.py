@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import NamedTuple
 
-from .money import BALANCE_LIMIT, format_hp
+from ..core.money import BALANCE_LIMIT, format_hp
 
 # spec/100hp.md §6: errCode -> exact message. The errCode is also the HTTP status.
 MESSAGES = {

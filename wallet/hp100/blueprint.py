@@ -13,10 +13,10 @@ import re
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from ..core.db import DatabaseUnavailable
+from ..core.money import AmountError, parse_hp_amount
+from ..guard import address_allowed, note_reference
 from .casino import CasinoError
-from .db import DatabaseUnavailable
-from .guard import address_allowed, note_reference
-from .money import AmountError, parse_hp_amount
 
 bp = Blueprint("hp", __name__, url_prefix="/100hp")
 log = logging.getLogger(__name__)

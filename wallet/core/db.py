@@ -1,7 +1,4 @@
-"""Database access: the tables, the engine, and `transaction`, the one helper every money call runs in.
-
-The schema's source of truth is `ddl/<dialect>.sql` (applied by `init_schema`); the tables below
-mirror it for SQLAlchemy Core queries, and tests/test_schema.py proves the two agree.
+"""The engine and `transaction`, the one helper every money call runs in; the schema's DDL files.
 
 Locking: every money operation is one transaction that locks the wallet row first. PostgreSQL and
 MySQL: `SELECT ... FOR UPDATE` under READ COMMITTED, so a row re-read after the lock is the latest
@@ -19,128 +16,17 @@ import logging
 import math
 import os
 import time
-from datetime import datetime, timezone
-from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
-from sqlalchemy import (BigInteger, bindparam, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData,
-                        Numeric, SmallInteger, String, Table, Text, UniqueConstraint, create_engine,
-                        event, select)
+from sqlalchemy import bindparam, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.types import TypeDecorator
 
-DDL_DIR = Path(__file__).resolve().parent.parent / "ddl"
+from .schema import wallets
+
+DDL_DIR = Path(__file__).resolve().parents[2] / "ddl"
 log = logging.getLogger(__name__)
-
-
-class DecimalText(TypeDecorator):
-    """Money on SQLite: exact decimal text, since SQLite's NUMERIC would store a REAL."""
-    impl = Text
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        return None if value is None else format(Decimal(value), "f")
-
-    def process_result_value(self, value, dialect):
-        return None if value is None else Decimal(value)
-
-
-Money = Numeric(24, 6, asdecimal=True).with_variant(DecimalText(), "sqlite")
-Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
-
-metadata = MetaData()
-
-players = Table(
-    "players", metadata,
-    Column("id", Id, primary_key=True),
-    Column("name", String(255), nullable=False),
-    Column("status", String(16), nullable=False, server_default="active"),
-    Column("type", String(16), nullable=False, server_default="real"),
-    Column("created_at", DateTime, nullable=False),
-)
-
-wallets = Table(
-    "wallets", metadata,
-    Column("id", Id, primary_key=True),
-    Column("player_id", BigInteger, ForeignKey("players.id"), nullable=False),
-    Column("currency", String(16), nullable=False),
-    Column("balance", Money, nullable=False),
-    UniqueConstraint("player_id", "currency"),
-)
-
-sessions = Table(
-    "sessions", metadata,
-    Column("token", String(255), primary_key=True),
-    Column("player_id", BigInteger, ForeignKey("players.id"), nullable=False),
-    Column("currency", String(16), nullable=False),
-    Column("created_at", DateTime, nullable=False),
-    Column("expires_at", DateTime, nullable=False),
-    Column("closed_at", DateTime, nullable=True),
-)
-
-hp_transactions = Table(
-    "hp_transactions", metadata,
-    Column("tx_id", String(50), primary_key=True),
-    Column("kind", String(16), nullable=False),
-    Column("wallet_id", BigInteger, ForeignKey("wallets.id"), nullable=True),
-    Column("session_id", String(255), nullable=True),
-    Column("amount", Money, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("win_amount", Money, nullable=True),
-    Column("promo_id", String(255), nullable=True),
-    Column("created_at", DateTime, nullable=False),
-    Column("closed_at", DateTime, nullable=True),
-    Index("hp_transactions_status_created", "status", "created_at"),
-)
-
-hash_orders = Table(
-    "hash_orders", metadata,
-    Column("order_no", String(64), primary_key=True),
-    Column("wallet_id", BigInteger, ForeignKey("wallets.id"), nullable=False),
-    Column("amount", Money, nullable=False),
-    Column("status", SmallInteger, nullable=False),
-    Column("debited", Boolean, nullable=False),
-    Column("payout", Money, nullable=True),
-    Column("prize", Money, nullable=True),
-    Column("tax", Money, nullable=True),
-    Column("bonus", Money, nullable=True),
-    Column("entry_key", String(64), nullable=False),
-    Column("round_id", String(64), nullable=False),
-    Column("bet_info", Text, nullable=False),
-    Column("created_at", DateTime, nullable=False),
-    Column("updated_at", DateTime, nullable=False),
-)
-
-ledger = Table(
-    "ledger", metadata,
-    Column("id", Id, primary_key=True),
-    Column("wallet_id", BigInteger, ForeignKey("wallets.id"), nullable=False),
-    Column("provider", String(16), nullable=False),
-    Column("op", String(16), nullable=False),
-    Column("ref", String(64), nullable=False),
-    Column("amount", Money, nullable=False),
-    Column("balance_after", Money, nullable=False),
-    Column("created_at", DateTime, nullable=False),
-    UniqueConstraint("provider", "op", "ref"),
-    Index("ledger_wallet", "wallet_id", "id"),
-)
-
-call_log = Table(
-    "call_log", metadata,
-    Column("id", Id, primary_key=True),
-    Column("at", DateTime, nullable=False),
-    Column("provider", String(16), nullable=False),
-    Column("operation", String(32), nullable=False),
-    Column("ref", String(64), nullable=True),
-    Column("result", Integer, nullable=False),
-    Column("duration_ms", Integer, nullable=False),
-)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 class Limits(NamedTuple):
@@ -239,8 +125,9 @@ def _rollback_only_open_transactions(engine) -> None:
             dbapi_conn.rollback()
 
 
-def init_schema(engine) -> None:
-    """Apply ddl/<dialect>.sql; every statement is IF NOT EXISTS, so this is safe to run twice.
+def init_schema(engine, ddl_dirs=(DDL_DIR,)) -> None:
+    """Apply `<dir>/<dialect>.sql` of each folder in turn (the core's ddl/ first, then each
+    provider's); every statement is IF NOT EXISTS, so this is safe to run twice.
 
     On SQLite it waits in the writers' queue, connection included: gunicorn's workers start the
     sandbox together, and the first connection to a new file turns it to WAL, which takes an
@@ -248,8 +135,9 @@ def init_schema(engine) -> None:
     """
     dialect = {"postgresql": "postgres", "mariadb": "mysql"}.get(engine.dialect.name,
                                                                   engine.dialect.name)
-    script = (DDL_DIR / f"{dialect}.sql").read_text()
-    statements = [s for s in script.split(";\n") if _without_comments(s).strip()]
+    statements = [statement for folder in ddl_dirs
+                  for statement in (Path(folder) / f"{dialect}.sql").read_text().split(";\n")
+                  if _without_comments(statement).strip()]
     with _writers_queue(engine, True, 30.0), engine.connect() as conn:
         with conn.execution_options(write=True).begin():
             for statement in statements:

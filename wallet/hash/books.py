@@ -27,12 +27,12 @@ from decimal import Decimal
 import click
 from sqlalchemy import select
 
-from . import db
-from .db import hash_orders as orders_table
-from .db import utcnow, wallets
-from .hash_client import HashClient, HashServiceError
-from .hash_orders import CANCELLED, FAILED, PENDING, PENDING_SETTLEMENT, SUCCESS, payout
-from .money import AmountError, parse_hash_amount
+from ..core import db
+from ..core.money import AmountError, parse_hash_amount
+from ..core.schema import utcnow, wallets
+from .client import HashClient, HashServiceError
+from .orders import CANCELLED, FAILED, PENDING, PENDING_SETTLEMENT, SUCCESS, payout
+from .schema import hash_orders as orders_table
 
 OPEN = (PENDING, PENDING_SETTLEMENT)
 STATUS_NAMES = {0: "pending", 1: "settled", 2: "failed", 3: "pending settlement", 4: "cancelled"}

@@ -7,15 +7,16 @@ no CSRF protection: never expose it beyond a developer's machine. Optional: dele
 templates and its line in app.py and the wallet is unchanged.
 """
 import time
+from pathlib import Path
 from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from sqlalchemy import desc, insert, select
 
-from . import accounts, db
-from .db import call_log, hash_orders, hp_transactions, ledger, players, wallets
-from .guard import REFERENCE, RESULT, STARTED, provider_of
-from .hash_client import launch_url
+from ..core import accounts, db
+from ..core.schema import ledger, metadata, players, utcnow, wallets
+from ..guard import REFERENCE, RESULT, STARTED, provider_of
+from .schema import call_log
 
 bp = Blueprint("console", __name__, template_folder="templates")
 
@@ -28,6 +29,7 @@ def install(app) -> None:
     if not enabled(app.config):
         return
     app.register_blueprint(bp)
+    app.extensions["wallet.ddl"].append(Path(__file__).resolve().parent / "ddl")
 
     @app.after_request
     def record_call(response):
@@ -35,7 +37,7 @@ def install(app) -> None:
         provider = provider_of(request.path)
         if provider:
             started = request.environ.get(STARTED, time.perf_counter())
-            row = {"at": db.utcnow(), "provider": provider,
+            row = {"at": utcnow(), "provider": provider,
                    "operation": request.path.split("/", 2 if provider == "100hp" else 3)[-1][:32],
                    "ref": request.environ.get(REFERENCE),
                    "result": request.environ.get(RESULT, response.status_code),
@@ -93,14 +95,21 @@ def player(player_id):
         ids = [w.id for w in owned]
         rows = conn.execute(select(ledger, wallets.c.currency).join(wallets)
                             .where(ledger.c.wallet_id.in_(ids)).order_by(desc(ledger.c.id)).limit(200)).all()
-        bets = conn.execute(select(hp_transactions).where(hp_transactions.c.wallet_id.in_(ids),
-                                                          hp_transactions.c.status == "open")).all()
-        orders = conn.execute(select(hash_orders).where(hash_orders.c.wallet_id.in_(ids),
-                                                        hash_orders.c.status.in_([0, 3]),
-                                                        hash_orders.c.debited.is_(True))).all()
+        bets, orders = _open_bets(conn, ids)
     token = request.args.get("session")
     return render_template("console/player.html", player=found, wallets=owned, rows=rows, bets=bets,
                            orders=orders, token=token, examples=_examples(player_id, token) if token else None)
+
+
+def _open_bets(conn, wallet_ids) -> tuple[list, list]:
+    """The player's open 100HP bets and Hash orders, of the providers this app registered (a
+    provider's table is in the metadata only if its package was imported)."""
+    bets, orders = metadata.tables.get("hp_transactions"), metadata.tables.get("hash_orders")
+    return ([] if bets is None else conn.execute(select(bets).where(
+                bets.c.wallet_id.in_(wallet_ids), bets.c.status == "open")).all(),
+            [] if orders is None else conn.execute(select(orders).where(
+                orders.c.wallet_id.in_(wallet_ids), orders.c.status.in_([0, 3]),
+                orders.c.debited.is_(True))).all())
 
 
 def _examples(player_id, token) -> dict:
@@ -110,8 +119,7 @@ def _examples(player_id, token) -> dict:
         "auth": f"curl -s -X POST {base}/100hp/auth -H 'Content-Type: application/json' "
                 f"-d '{{\"secret\": \"{config['HP_SECRET']}\", \"sessionId\": \"{token}\"}}'",
         "launch_100hp": f"flask --app app launch 100hp {player_id} <GAME_ID>",
-        "hash_url": launch_url(config["HASH_LAUNCH_URL"] or "https://<HASH_LAUNCH_URL>",
-                               config["HASH_MERCHANT_ID"], "lobby", "USDT", token),
+        "launch_hash": f"flask --app app launch hash {player_id}",
     }
 
 

@@ -1,0 +1,28 @@
+"""Hash Game's API-v2 no-transfer wallet (docs/hash.md): the merchant's endpoints under /api/v2.
+
+blueprint.py  the four endpoints: merchant-id, the envelope, timestamp, fields, {code, msg, data}
+envelope.py   AES-256-CBC, PKCS7, Base64: `x` in and out
+orders.py     the rules: users, balances and the order lifecycle, idempotent on order_no
+schema.py, ddl/ the hash_orders table
+audit.py, commands.py  the audit check, hash-encrypt
+client.py, reconcile.py, books.py  the Hash services client; hash-reconcile (open orders, --settled)
+launch.py     optional: `launch hash` and `games hash`
+"""
+from pathlib import Path
+
+DDL_DIR = Path(__file__).resolve().parent / "ddl"
+
+
+def register(app) -> None:
+    """Mount the endpoints on `app`."""
+    from . import audit, commands, reconcile
+    from .blueprint import bp, unexpected_error
+
+    app.register_blueprint(bp)
+    app.extensions["wallet.errors"]["/api/v2/"] = unexpected_error
+    app.extensions["wallet.ddl"].append(DDL_DIR)
+    app.extensions["wallet.audits"].append(audit.check_orders)
+    app.cli.add_command(commands.hash_encrypt)
+    app.cli.add_command(reconcile.hash_reconcile)
+    from . import launch  # optional: delete these two lines and launch.py
+    launch.install()

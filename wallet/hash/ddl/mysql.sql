@@ -1,0 +1,21 @@
+-- The Hash table, MySQL / MariaDB, after the core tables of ddl/mysql.sql.
+-- The schema's source of truth, with wallet/hash/schema.py mirroring it (tests/test_schema.py).
+
+-- Hash orders. The primary key makes order_no the idempotency key of order/add and order/update.
+CREATE TABLE IF NOT EXISTS hash_orders (
+    order_no   VARCHAR(64)    NOT NULL PRIMARY KEY,
+    wallet_id  BIGINT         NOT NULL,
+    amount     DECIMAL(24, 6) NOT NULL CHECK (amount >= 0),
+    status     SMALLINT       NOT NULL CHECK (status BETWEEN 0 AND 4),  -- Hash §7.1
+    debited    BOOLEAN        NOT NULL,                      -- false: a cancel that arrived before any add
+    payout     DECIMAL(24, 6) NULL,                          -- credited on status 1
+    prize      DECIMAL(24, 6) NULL,
+    tax        DECIMAL(24, 6) NULL,
+    bonus      DECIMAL(24, 6) NULL,
+    entry_key  VARCHAR(64)    NOT NULL,
+    round_id   VARCHAR(64)    NOT NULL,
+    bet_info   TEXT           NOT NULL,
+    created_at DATETIME(6)    NOT NULL,
+    updated_at DATETIME(6)    NOT NULL,
+    FOREIGN KEY (wallet_id) REFERENCES wallets (id)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

@@ -1,0 +1,20 @@
+-- The Hash table, PostgreSQL, after the core tables of ddl/postgres.sql.
+-- The schema's source of truth, with wallet/hash/schema.py mirroring it (tests/test_schema.py).
+
+-- Hash orders. The primary key makes order_no the idempotency key of order/add and order/update.
+CREATE TABLE IF NOT EXISTS hash_orders (
+    order_no   VARCHAR(64)    PRIMARY KEY,
+    wallet_id  BIGINT         NOT NULL REFERENCES wallets (id),
+    amount     NUMERIC(24, 6) NOT NULL CHECK (amount >= 0),
+    status     SMALLINT       NOT NULL CHECK (status BETWEEN 0 AND 4),  -- Hash §7.1
+    debited    BOOLEAN        NOT NULL,                      -- false: a cancel that arrived before any add
+    payout     NUMERIC(24, 6) NULL,                          -- credited on status 1
+    prize      NUMERIC(24, 6) NULL,
+    tax        NUMERIC(24, 6) NULL,
+    bonus      NUMERIC(24, 6) NULL,
+    entry_key  VARCHAR(64)    NOT NULL,
+    round_id   VARCHAR(64)    NOT NULL,
+    bet_info   TEXT           NOT NULL,
+    created_at TIMESTAMP      NOT NULL,
+    updated_at TIMESTAMP      NOT NULL
+);

@@ -1,0 +1,20 @@
+-- The Hash table, SQLite, after the core tables of ddl/sqlite.sql.
+-- The schema's source of truth, with wallet/hash/schema.py mirroring it (tests/test_schema.py).
+
+-- Hash orders. The primary key makes order_no the idempotency key of order/add and order/update.
+CREATE TABLE IF NOT EXISTS hash_orders (
+    order_no   VARCHAR(64)  NOT NULL PRIMARY KEY,
+    wallet_id  BIGINT       NOT NULL REFERENCES wallets (id),
+    amount     TEXT         NOT NULL CHECK (CAST(amount AS NUMERIC) >= 0),
+    status     SMALLINT     NOT NULL CHECK (status BETWEEN 0 AND 4),  -- Hash §7.1
+    debited    BOOLEAN      NOT NULL,                        -- false: a cancel that arrived before any add
+    payout     TEXT         NULL,                            -- credited on status 1
+    prize      TEXT         NULL,
+    tax        TEXT         NULL,
+    bonus      TEXT         NULL,
+    entry_key  VARCHAR(64)  NOT NULL,
+    round_id   VARCHAR(64)  NOT NULL,
+    bet_info   TEXT         NOT NULL,
+    created_at DATETIME     NOT NULL,
+    updated_at DATETIME     NOT NULL
+);

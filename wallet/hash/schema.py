@@ -1,0 +1,22 @@
+"""The Hash table: orders by order_no (its DDL: wallet/hash/ddl/<dialect>.sql)."""
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, ForeignKey, SmallInteger, String, Table, Text
+
+from ..core.schema import Money, metadata
+
+hash_orders = Table(
+    "hash_orders", metadata,
+    Column("order_no", String(64), primary_key=True),
+    Column("wallet_id", BigInteger, ForeignKey("wallets.id"), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("debited", Boolean, nullable=False),
+    Column("payout", Money, nullable=True),
+    Column("prize", Money, nullable=True),
+    Column("tax", Money, nullable=True),
+    Column("bonus", Money, nullable=True),
+    Column("entry_key", String(64), nullable=False),
+    Column("round_id", String(64), nullable=False),
+    Column("bet_info", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)

@@ -1,0 +1,29 @@
+"""100HP Gaming's Game Flow API (docs/100hp.md): the casino's wallet endpoints under /100hp.
+
+blueprint.py  the six endpoints: field rules, the secret, errors (HTTP status = errCode)
+casino.py     the rules every wallet shares (the port of Casino.js); storage primitives abstract
+your_casino.py  those primitives on SQL (YourCasino.js): the file to copy into your stack
+testcasino.py   the same in memory (TestCasino.js): the model the tests hold YourCasino to
+schema.py, ddl/ the hp_transactions table
+audit.py, commands.py  the audit check, expire-withdrawals
+client.py, launch.py   optional: the Gaming API client, `launch 100hp` and `games 100hp`
+"""
+from pathlib import Path
+
+DDL_DIR = Path(__file__).resolve().parent / "ddl"
+
+
+def register(app, casino=None) -> None:
+    """Mount the endpoints on `app`; `casino` replaces the SQL YourCasino (e.g. a TestCasino)."""
+    from . import audit, commands
+    from .blueprint import bp, unexpected_error
+    from .your_casino import YourCasino
+
+    app.extensions["casino"] = casino or YourCasino(app.extensions["engine"])
+    app.register_blueprint(bp)
+    app.extensions["wallet.errors"]["/100hp/"] = unexpected_error
+    app.extensions["wallet.ddl"].append(DDL_DIR)
+    app.extensions["wallet.audits"].append(audit.check_bets)
+    app.cli.add_command(commands.expire_withdrawals)
+    from . import launch  # optional, with client.py: delete these two lines and the two files
+    launch.install()
