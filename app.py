@@ -12,8 +12,11 @@ from flask import Flask, request
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from conformance.cli import conformance
-from wallet import console, guard, hash, hp100, sandbox
+from conformance.cli import conformance  # optional: the conformance kit
+from wallet import console  # optional: the sandbox console
+from wallet import hash  # Hash API-v2
+from wallet import hp100  # 100HP Game Flow API
+from wallet import guard, sandbox
 from wallet.core import commands, db
 
 SANDBOX_DEFAULTS = {
@@ -78,10 +81,10 @@ def create_app(config=None, casino=None) -> Flask:
                            "wallet.errors": {}})
     guard.install(app)
     commands.register(app)
-    hp100.register(app, casino)      # 100HP Game Flow API at /100hp: delete to drop 100HP
-    hash.register(app)               # Hash API-v2 at /api/v2: delete to drop Hash
-    console.install(app)             # optional: the sandbox console at /
-    app.cli.add_command(conformance)  # optional: delete with conformance/
+    hp100.register(app, casino)  # the 100HP endpoints at /100hp
+    hash.register(app)  # the Hash endpoints at /api/v2
+    console.install(app)  # the sandbox console at /
+    app.cli.add_command(conformance)  # flask --app app conformance
     _answer_errors_in_each_providers_format(app)
 
     @app.get("/healthz")

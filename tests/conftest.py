@@ -23,11 +23,8 @@ import dbservers  # noqa: E402
 import httpclient  # noqa: E402
 
 from app import create_app  # noqa: E402
-from wallet import console, hash, hp100  # noqa: E402
 from wallet.core import accounts, db, schema  # noqa: E402
 from wallet.core.audit import audit as audit_books  # noqa: E402
-from wallet.hash.audit import check_orders  # noqa: E402
-from wallet.hp100.audit import check_bets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASES = ("sqlite", "postgres", "mariadb")
@@ -39,17 +36,18 @@ TEST_CONFIG = {"WALLET_ENV": "test", "HP_SECRET": HP_SECRET, "HASH_SECRET": HASH
 
 _servers, _skipped, _schemas = {}, {}, {}
 
-# Every table of the app as the tests build it: the core's, both providers' and the console's.
-DDL_DIRS = (db.DDL_DIR, hp100.DDL_DIR, hash.DDL_DIR, Path(console.__file__).parent / "ddl")
+# What the app registers (the core's tables and checks, each provider's, the console's): read from
+# an app with the console on, so that a tree with one provider deleted tests what is left.
+_REGISTERED = create_app({**TEST_CONFIG, "CONSOLE": "1", "DATABASE_URL": "sqlite://"}).extensions
 
 
 def init_schema(engine) -> None:
-    db.init_schema(engine, DDL_DIRS)
+    db.init_schema(engine, _REGISTERED["wallet.ddl"])
 
 
 def audit(engine) -> list[str]:
-    """`flask --app app audit` of an app with both providers."""
-    return audit_books(engine, [check_bets, check_orders])
+    """`flask --app app audit`."""
+    return audit_books(engine, _REGISTERED["wallet.audits"])
 
 
 def _wanted():
@@ -97,7 +95,7 @@ def fresh_database(kind: str, tmp_path) -> str:
     return _servers[kind].url(name)
 
 
-TABLES_CHILD_FIRST = ("call_log", "ledger", "hash_orders", "hp_transactions", "sessions", "wallets", "players")
+TABLES_CHILD_FIRST = [table.name for table in reversed(schema.metadata.sorted_tables)]
 
 
 def prepare_database(kind, tmp_path) -> str:

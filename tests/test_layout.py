@@ -1,0 +1,51 @@
+"""The layout's promise: one provider, or an optional extra, is removed by deleting its folder and
+its lines in app.py (the README's "One provider only" steps), and what is left still passes its
+tests. Each case performs the steps on a copy of the tree and runs the tests there (SQLite)."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+# (what to remove, the folders, the lines of app.py, the tests that must still pass there)
+REMOVALS = {
+    "Hash (keep only 100HP)": (["wallet/hash"], ["from wallet import hash", "hash.register(app)"],
+                               ["tests/test_100hp.py", "tests/test_edges_e2e.py::test_reads_never_block_a_bet"]),
+    "100HP (keep only Hash)": (["wallet/hp100"], ["from wallet import hp100", "hp100.register(app, casino)"],
+                               ["tests/test_hash.py"]),
+    "the console": (["wallet/console"], ["from wallet import console", "console.install(app)"],
+                    ["tests/test_cli.py"]),
+    "the conformance kit": (["conformance"], ["from conformance.cli import conformance",
+                                              "app.cli.add_command(conformance)"],
+                            ["tests/test_cli.py"]),
+}
+
+
+def copy_of_the_tree(destination):
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in listed:
+        if (ROOT / name).exists():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
+
+
+@pytest.mark.parametrize("removed", REMOVALS)
+def test_removing_a_part_leaves_the_rest_working(removed, tmp_path):
+    folders, lines, tests = REMOVALS[removed]
+    tree = tmp_path / "tree"
+    copy_of_the_tree(tree)
+    for folder in folders:
+        shutil.rmtree(tree / folder)
+    app_py = (tree / "app.py").read_text().splitlines(keepends=True)
+    for line in lines:  # each step deletes exactly one line of app.py
+        matching = [i for i, text in enumerate(app_py) if text.strip().startswith(line)]
+        assert len(matching) == 1, f"app.py must have one line starting {line!r}"
+        del app_py[matching[0]]
+    (tree / "app.py").write_text("".join(app_py))
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+                         cwd=tree, env={**__import__("os").environ, "WALLET_TEST_DATABASES": "sqlite"},
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout.splitlines()[-1]
