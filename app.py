@@ -1,11 +1,11 @@
 """The wallet's Flask app: `create_app()` for tests and embedding, `app` for `gunicorn app:app`.
 
-Settings come from the environment (DESIGN.md, "Settings"; the README has the table). With none set
-it is a sandbox on SQLite: the schema is created and, on an empty database, a demo player and
-session are seeded and logged with curl commands to paste.
+Settings come from the environment, each checked at start by wallet/settings.py (the README has the
+table): a bad one stops the app with a message naming it. With none set it is a sandbox on SQLite:
+the schema is created and, on an empty database, a demo player and session are seeded and logged
+with curl commands to paste (`SANDBOX_DEMO=0`: neither, for tests that bring their own database).
 """
 import logging
-import os
 
 from flask import Flask, request
 from sqlalchemy import text
@@ -14,52 +14,8 @@ from sqlalchemy.engine import make_url
 from conformance.cli import conformance
 from wallet import cli, console, db, guard, hash_reconcile, hp, launch
 from wallet import hash as hash_api
+from wallet.settings import load_config
 from wallet.your_casino import YourCasino
-
-SANDBOX_DEFAULTS = {
-    "DATABASE_URL": "sqlite:///wallet.db",
-    "HP_SECRET": "hp-sandbox-secret",
-    "HASH_MERCHANT_ID": "1001",
-    "HASH_SECRET": "hash-sandbox-secret-0123456789ab",
-    "HASH_IV_MODE": "prefix",
-    "HASH_API_URL": "",
-    "HASH_TIMESTAMP_WINDOW_MS": "300000",
-    "HASH_PAYOUT": "prize+bonus",
-    "WALLET_ENV": "sandbox",
-    "MAX_BODY_BYTES": "65536",
-    "HP_ALLOWED_IPS": "",
-    "HASH_ALLOWED_IPS": "",
-    "PROXY_COUNT": "0",
-    "HASH_ENCRYPT_RESPONSES": "0",
-    "WALLET_ALLOW_SQLITE": "0",
-    "HP_API_URL": "",
-    "HASH_LAUNCH_URL": "",
-    "CONSOLE": "auto",
-    "LOCK_TIMEOUT_MS": "2000",
-    "CALL_DEADLINE_MS": "2500",
-    "SESSION_LIFETIME_MINUTES": "1440",
-}
-SECRETS = ("HP_SECRET", "HASH_SECRET")
-
-
-def load_config(overrides=None) -> dict:
-    config = {name: os.environ.get(name, default) for name, default in SANDBOX_DEFAULTS.items()}
-    config.update(overrides or {})
-    if config["WALLET_ENV"] == "production":
-        for name in SECRETS:
-            if config[name] == SANDBOX_DEFAULTS[name]:
-                raise RuntimeError(f"WALLET_ENV=production: set {name}; the sandbox default is public")
-        if config["DATABASE_URL"].startswith("sqlite") and config["WALLET_ALLOW_SQLITE"] != "1":
-            raise RuntimeError("WALLET_ENV=production: set DATABASE_URL to PostgreSQL or MySQL "
-                               "(or WALLET_ALLOW_SQLITE=1 for a single-host wallet)")
-    if len(config["HASH_SECRET"]) != 32:
-        raise RuntimeError("HASH_SECRET must be 32 characters: it is the AES-256 key (Hash §3.3)")
-    if config["HASH_IV_MODE"] not in ("prefix", "key16"):
-        raise RuntimeError("HASH_IV_MODE must be prefix or key16")
-    config["PROXY_COUNT"] = int(config["PROXY_COUNT"])
-    config["HP_ALLOWED_NETWORKS"] = guard.parse_networks(config["HP_ALLOWED_IPS"])
-    config["HASH_ALLOWED_NETWORKS"] = guard.parse_networks(config["HASH_ALLOWED_IPS"])
-    return config
 
 
 def create_app(config=None, casino=None) -> Flask:
@@ -104,7 +60,8 @@ def create_app(config=None, casino=None) -> Flask:
             return {"status": "database unavailable"}, 503
         return {"status": "ok"}
 
-    if app.config["WALLET_ENV"] == "sandbox" and make_url(app.config["DATABASE_URL"]).get_backend_name() == "sqlite":
+    if (app.config["WALLET_ENV"] == "sandbox" and app.config["SANDBOX_DEMO"]
+            and make_url(app.config["DATABASE_URL"]).get_backend_name() == "sqlite"):
         db.init_schema(engine)
         cli.seed_demo_if_empty(app)
     engine.dispose()  # `gunicorn --preload`: no connection of the master's is shared by the workers

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 from conftest import HP_SECRET, ROOT, TEST_CONFIG, gunicorn, post_json, tx
+from test_settings import PRODUCTION
 
 from app import create_app
 from wallet import db
+from wallet.settings import SettingsError
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium")
@@ -72,10 +74,8 @@ def test_console_shows_the_wallet_move(console, tmp_path):
         browser.close()
 
 
-def test_console_is_off_in_production_unless_asked(tmp_path):
-    settings = {**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{tmp_path}/p.db", "WALLET_ENV": "production",
-                "HP_SECRET": "x", "HASH_SECRET": "k" * 32, "WALLET_ALLOW_SQLITE": "1"}
+def test_console_is_off_in_production_and_cannot_be_turned_on(tmp_path):
+    settings = {**PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path}/p.db", "WALLET_ALLOW_SQLITE": "1"}
     assert create_app(settings).test_client().get("/").status_code == 404
-    app = create_app({**settings, "CONSOLE": "1"})
-    db.init_schema(app.extensions["engine"])
-    assert app.test_client().get("/").status_code == 200
+    with pytest.raises(SettingsError, match="CONSOLE=1 is refused in production"):
+        create_app({**settings, "CONSOLE": "1"})

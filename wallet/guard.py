@@ -25,11 +25,12 @@ def provider_of(path: str) -> str | None:
 
 
 def parse_networks(text: str) -> list:
-    """`HP_ALLOWED_IPS` / `HASH_ALLOWED_IPS`: comma-separated addresses or CIDR ranges; empty = any."""
+    """`HP_ALLOWED_IPS` / `HASH_ALLOWED_IPS`: comma-separated addresses or CIDR ranges; empty = any
+    (production requires one: `0.0.0.0/0,::/0` is how to allow any address there)."""
     try:
         return [ipaddress.ip_network(part.strip()) for part in text.split(",") if part.strip()]
     except ValueError as exc:
-        raise RuntimeError(f"bad IP allow-list {text!r}: {exc}") from None
+        raise ValueError(f"is a bad IP allow-list {text[:80]!r}: {exc}") from None
 
 
 def address_allowed(networks: list, proxies: int) -> bool:
