@@ -1,5 +1,6 @@
 """The sandbox console, driven in headless Chromium (Debian's chromium, Playwright): create a player,
 open a session, send a 100HP withdrawal and deposit, and watch both rows and the new balance appear.
+The forms carry the console's CSRF token, as a browser sends them (forged ones: test_attacks.py).
 Screenshots at laptop and phone width are written to the test's folder, and to docs/ with
 UPDATE_SCREENSHOTS=1 (how the README's pictures are made)."""
 import os
@@ -42,7 +43,8 @@ def test_console_shows_the_wallet_move(console, tmp_path):
         assert page.inner_text("#balance-USD") == "250 USD"
         page.click("text=Open a session")
         session = page.inner_text("#token")
-        assert "/100hp/auth" in page.inner_text("pre")
+        example = page.inner_text("pre")
+        assert "/100hp/auth" in example and "$HP_SECRET" in example and HP_SECRET not in example
 
         page.goto(console + "/")  # the index refreshes itself: the calls below must show up there
         bet = tx()
