@@ -19,6 +19,7 @@ import tempfile
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from conftest import init_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,10 +42,10 @@ def inner(target: str, calls: int) -> None:
     os.environ.update(DATABASE_URL=url, HP_SECRET="s")
     from app import create_app
     from wallet.core import accounts, db
-    wallet = create_app({"DATABASE_URL": url, "WALLET_ENV": "bench", "HP_SECRET": "s"})
+    wallet = create_app({"DATABASE_URL": url, "SANDBOX_DEMO": "0", "CONSOLE": "0", "HP_SECRET": "s"})
     logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # the log line is counted, not shown
     engine = wallet.extensions["engine"]
-    db.init_schema(engine, wallet.extensions["wallet.ddl"])
+    init_schema(engine, wallet.extensions["wallet.ddl"])
     session = db.transaction(engine, lambda conn: accounts.create_session(
         conn, accounts.create_player(conn, "p", "USD", Decimal(10**9))))
     if target == "raw":

@@ -118,7 +118,7 @@ def _line(path, plain) -> str:
 @contextlib.contextmanager
 def server(target, url, port, ready_path):
     env = {**os.environ, "DATABASE_URL": url, "HP_SECRET": HP_SECRET, "HASH_SECRET": HASH_SECRET,
-           "HASH_MERCHANT_ID": MERCHANT, "WALLET_ENV": "bench", "HASH_TIMESTAMP_WINDOW_MS": "3600000"}
+           "HASH_MERCHANT_ID": MERCHANT, "SANDBOX_DEMO": "0", "CONSOLE": "0", "HASH_TIMESTAMP_WINDOW_MS": "3600000"}
     log = open(f"/tmp/bench-{target}-{port}.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", target, *GUNICORN, "-b",
                                 f"127.0.0.1:{port}", "--log-level", "warning"],

@@ -31,8 +31,10 @@ DATABASES = ("sqlite", "postgres", "mariadb")
 HP_SECRET = "test-hp-secret"
 HASH_SECRET = "0123456789abcdef0123456789abcdef"  # spec/hash.md §3.11
 MERCHANT_ID = "1001"
-TEST_CONFIG = {"WALLET_ENV": "test", "HP_SECRET": HP_SECRET, "HASH_SECRET": HASH_SECRET,
-               "HASH_MERCHANT_ID": MERCHANT_ID}
+# A sandbox that leaves the database to the test (SANDBOX_DEMO=0: no schema, no demo player) and
+# has no console (CONSOLE=0: no call_log rows) unless a test turns it on.
+TEST_CONFIG = {"WALLET_ENV": "sandbox", "SANDBOX_DEMO": "0", "CONSOLE": "0", "HP_SECRET": HP_SECRET,
+               "HASH_SECRET": HASH_SECRET, "HASH_MERCHANT_ID": MERCHANT_ID}
 
 _servers, _skipped, _schemas = {}, {}, {}
 

@@ -36,7 +36,7 @@ def test_sandbox_starts_with_zero_configuration(tmp_path):
     """`gunicorn app:app` in an empty folder-like setting: schema created, demo seeded and logged,
     and the logged curl commands work when pasted."""
     url = f"sqlite:///{tmp_path}/wallet.db"
-    with gunicorn(url, workers=2, extra_env={"WALLET_ENV": "sandbox", "HP_SECRET": "hp-sandbox-secret"}
+    with gunicorn(url, workers=2, extra_env={"SANDBOX_DEMO": "1", "CONSOLE": "auto", "HP_SECRET": "hp-sandbox-secret"}
                   ) as base:
         log = open(f"/tmp/gunicorn-{base.rsplit(':', 1)[1]}.log").read()
         commands = [line.strip() for line in log.splitlines() if line.strip().startswith("curl ")]
@@ -57,5 +57,5 @@ def test_production_refuses_sandbox_secrets():
 
 
 def test_healthz_reports_the_database(tmp_path):
-    app = create_app({"WALLET_ENV": "test", "DATABASE_URL": f"sqlite:///{tmp_path}/missing/x.db"})
+    app = create_app({"SANDBOX_DEMO": "0", "DATABASE_URL": f"sqlite:///{tmp_path}/missing/x.db"})
     assert app.test_client().get("/healthz").status_code == 503

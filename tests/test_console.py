@@ -1,5 +1,6 @@
 """The sandbox console, driven in headless Chromium (Debian's chromium, Playwright): create a player,
 open a session, send a 100HP withdrawal and deposit, and watch both rows and the new balance appear.
+The forms carry the console's CSRF token, as a browser sends them (forged ones: test_attacks.py).
 Screenshots at laptop and phone width are written to the test's folder, and to docs/ with
 UPDATE_SCREENSHOTS=1 (how the README's pictures are made)."""
 import os
@@ -8,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from conftest import HP_SECRET, ROOT, TEST_CONFIG, gunicorn, post_json, tx
+from test_settings import PRODUCTION
 
 from app import create_app
+from wallet.settings import SettingsError
 from conftest import init_schema
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -40,7 +43,8 @@ def test_console_shows_the_wallet_move(console, tmp_path):
         assert page.inner_text("#balance-USD") == "250 USD"
         page.click("text=Open a session")
         session = page.inner_text("#token")
-        assert "/100hp/auth" in page.inner_text("pre")
+        example = page.inner_text("pre")
+        assert "/100hp/auth" in example and "$HP_SECRET" in example and HP_SECRET not in example
 
         page.goto(console + "/")  # the index refreshes itself: the calls below must show up there
         bet = tx()
@@ -72,10 +76,8 @@ def test_console_shows_the_wallet_move(console, tmp_path):
         browser.close()
 
 
-def test_console_is_off_in_production_unless_asked(tmp_path):
-    settings = {**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{tmp_path}/p.db", "WALLET_ENV": "production",
-                "HP_SECRET": "x", "HASH_SECRET": "k" * 32, "WALLET_ALLOW_SQLITE": "1"}
+def test_console_is_off_in_production_and_cannot_be_turned_on(tmp_path):
+    settings = {**PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path}/p.db", "WALLET_ALLOW_SQLITE": "1"}
     assert create_app(settings).test_client().get("/").status_code == 404
-    app = create_app({**settings, "CONSOLE": "1"})
-    init_schema(app.extensions["engine"])
-    assert app.test_client().get("/").status_code == 200
+    with pytest.raises(SettingsError, match="CONSOLE=1 is refused in production"):
+        create_app({**settings, "CONSOLE": "1"})

@@ -1,5 +1,5 @@
 """The layout's promise: one provider, or an optional extra, is removed by deleting its folder and
-its lines in app.py (the README's "One provider only" steps), and what is left still passes its
+its lines in wallet/__init__.py (the README's "One provider only" steps), and what is left still passes its
 tests. Each case performs the steps on a copy of the tree and runs the tests there (SQLite)."""
 import shutil
 import subprocess
@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-# (what to remove, the folders, the lines of app.py, the tests that must still pass there)
+# (what to remove, the folders, the lines of wallet/__init__.py, the tests that must still pass there)
 REMOVALS = {
     "Hash (keep only 100HP)": (["wallet/hash"], ["from wallet import hash", "hash.register(app)"],
                                ["tests/test_100hp.py", "tests/test_edges_e2e.py::test_reads_never_block_a_bet"]),
@@ -38,12 +38,13 @@ def test_removing_a_part_leaves_the_rest_working(removed, tmp_path):
     copy_of_the_tree(tree)
     for folder in folders:
         shutil.rmtree(tree / folder)
-    app_py = (tree / "app.py").read_text().splitlines(keepends=True)
-    for line in lines:  # each step deletes exactly one line of app.py
-        matching = [i for i, text in enumerate(app_py) if text.strip().startswith(line)]
-        assert len(matching) == 1, f"app.py must have one line starting {line!r}"
-        del app_py[matching[0]]
-    (tree / "app.py").write_text("".join(app_py))
+    factory = tree / "wallet" / "__init__.py"
+    source = factory.read_text().splitlines(keepends=True)
+    for line in lines:  # each step deletes exactly one line
+        matching = [i for i, text in enumerate(source) if text.strip().startswith(line)]
+        assert len(matching) == 1, f"wallet/__init__.py must have one line starting {line!r}"
+        del source[matching[0]]
+    factory.write_text("".join(source))
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
                          cwd=tree, env={**__import__("os").environ, "WALLET_TEST_DATABASES": "sqlite"},
                          capture_output=True, text=True, timeout=600)

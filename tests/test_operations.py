@@ -137,8 +137,9 @@ def test_ip_allow_lists_and_proxies(guarded):
     ({"HP_ALLOWED_IPS": "10.0.0.0/33"}, "bad IP allow-list"),
 ])
 def test_production_guard(settings, complaint):
-    production = {"WALLET_ENV": "production", "HP_SECRET": "s1", "HASH_SECRET": "k" * 32,
-                  "DATABASE_URL": "postgresql+psycopg://db/wallet"}
+    production = {"WALLET_ENV": "production", "HP_SECRET": "a-real-100hp-secret",
+                  "HASH_SECRET": "0123456789abcdefghijklmnopqrstuv", "DATABASE_URL": "postgresql+psycopg://db/wallet",
+                  "HP_ALLOWED_IPS": "10.0.0.0/8", "HASH_ALLOWED_IPS": "10.0.0.0/8"}
     load_config(production)  # a complete production configuration starts
     with pytest.raises(RuntimeError, match=complaint):
         load_config({**production, **settings})
