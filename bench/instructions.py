@@ -19,7 +19,6 @@ import tempfile
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from conftest import init_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +44,7 @@ def inner(target: str, calls: int) -> None:
     wallet = create_app({"DATABASE_URL": url, "SANDBOX_DEMO": "0", "CONSOLE": "0", "HP_SECRET": "s"})
     logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # the log line is counted, not shown
     engine = wallet.extensions["engine"]
-    init_schema(engine, wallet.extensions["wallet.ddl"])
+    db.init_schema(engine, wallet.extensions["wallet.ddl"])
     session = db.transaction(engine, lambda conn: accounts.create_session(
         conn, accounts.create_player(conn, "p", "USD", Decimal(10**9))))
     if target == "raw":

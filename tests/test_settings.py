@@ -13,6 +13,7 @@ from conftest import HASH_SECRET, HP_SECRET, ROOT, TEST_CONFIG
 from dbservers import free_port
 
 from app import create_app
+from wallet.core import schema
 from wallet.settings import SANDBOX_DEFAULTS, SETTINGS, SettingsError, load_config
 
 # A production configuration that starts: every test below breaks one thing in it.
