@@ -61,6 +61,14 @@ CREATE TABLE IF NOT EXISTS hash_orders (
     updated_at TIMESTAMP      NOT NULL
 );
 
+-- Hash request_ids seen within the timestamp window (HASH_TIMESTAMP_WINDOW_MS): a repeat is refused
+-- (1005). wallet/hash_orders.py purges the old rows now and then. Not part of the books.
+CREATE TABLE IF NOT EXISTS hash_requests (
+    request_id VARCHAR(128) PRIMARY KEY,
+    seen_at    TIMESTAMP    NOT NULL                         -- ours, or its timestamp if later
+);
+CREATE INDEX IF NOT EXISTS hash_requests_seen ON hash_requests (seen_at);
+
 -- Append-only: one row per balance change, with the balance after it. Only wallet/ledger.py writes it.
 -- (provider, op, ref) is unique: no operation can be booked twice, whatever the code above it does.
 CREATE TABLE IF NOT EXISTS ledger (

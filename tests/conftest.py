@@ -81,7 +81,8 @@ def fresh_database(kind: str, tmp_path) -> str:
     return _servers[kind].url(name)
 
 
-TABLES_CHILD_FIRST = ("call_log", "ledger", "hash_orders", "hp_transactions", "sessions", "wallets", "players")
+TABLES_CHILD_FIRST = ("call_log", "ledger", "hash_requests", "hash_orders", "hp_transactions", "sessions",
+                      "wallets", "players")
 
 
 def prepare_database(kind, tmp_path) -> str:

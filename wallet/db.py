@@ -111,6 +111,13 @@ hash_orders = Table(
     Column("updated_at", DateTime, nullable=False),
 )
 
+hash_requests = Table(
+    "hash_requests", metadata,
+    Column("request_id", String(128), primary_key=True),
+    Column("seen_at", DateTime, nullable=False),
+    Index("hash_requests_seen", "seen_at"),
+)
+
 ledger = Table(
     "ledger", metadata,
     Column("id", Id, primary_key=True),
