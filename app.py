@@ -26,6 +26,7 @@ SANDBOX_DEFAULTS = {
     "HASH_API_URL": "",
     "HASH_TIMESTAMP_WINDOW_MS": "300000",
     "HASH_PAYOUT": "prize+bonus",
+    "HASH_MAX_PAYOUT_MULTIPLE": "1000",
     "WALLET_ENV": "sandbox",
     "MAX_BODY_BYTES": "65536",
     "HP_ALLOWED_IPS": "",
@@ -55,8 +56,8 @@ def load_config(overrides=None) -> dict:
                                "(or WALLET_ALLOW_SQLITE=1 for a single-host wallet)")
     if len(config["HASH_SECRET"]) != 32:
         raise RuntimeError("HASH_SECRET must be 32 characters: it is the AES-256 key (Hash §3.3)")
-    if config["HASH_IV_MODE"] not in ("prefix", "key16"):
-        raise RuntimeError("HASH_IV_MODE must be prefix or key16")
+    if config["HASH_IV_MODE"] not in ("prefix", "key16", "accept-both"):
+        raise RuntimeError("HASH_IV_MODE must be prefix or key16 (or accept-both)")
     config["PROXY_COUNT"] = int(config["PROXY_COUNT"])
     config["HP_ALLOWED_NETWORKS"] = guard.parse_networks(config["HP_ALLOWED_IPS"])
     config["HASH_ALLOWED_NETWORKS"] = guard.parse_networks(config["HASH_ALLOWED_IPS"])
