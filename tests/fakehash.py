@@ -36,7 +36,7 @@ class FakeHash:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 parts = urlsplit(self.path)
-                plain = decrypt(parse_qs(parts.query)["x"][0], fake.secret)
+                plain = decrypt(parse_qs(parts.query)["x"][0], fake.secret, "accept-both")
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 fake.received.append((parts.path, headers, plain))
                 time.sleep(fake.delay)

@@ -3,6 +3,7 @@ error, a traceback or an HTML page, and a refused request never changes the data
 import base64
 import json
 import time
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -86,7 +87,7 @@ def test_hash_endpoints_survive_anything(app, client, endpoint):
             for k, v in HASH_ENDPOINTS[endpoint].items()}
 
     def sealed(plain):
-        fields = {"timestamp": int(time.time() * 1000), "request_id": "r", **plain}
+        fields = {"timestamp": int(time.time() * 1000), "request_id": uuid.uuid4().hex, **plain}
         return json.dumps({"x": encrypt(json.dumps(fields).encode(), HASH_SECRET)}).encode()
 
     bodies = (fields_like(real).map(sealed) | st.binary(max_size=200)

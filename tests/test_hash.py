@@ -1,17 +1,27 @@
-"""Hash merchant endpoints through the Flask app, on every database: the envelope, the order
-lifecycle of spec/hash.md §7.2 and the bad-input codes, each with nothing written."""
+"""Hash merchant endpoints through the Flask app, on every database: the envelope (one IV form, one
+answer for every envelope that does not open), request_ids remembered for the window, the order
+lifecycle of spec/hash.md §7.2, the rules an update must pass (it describes the stored bet, a sane
+payout, room in the balance), sessions and blocked players, and the bad-input codes, each with
+nothing written."""
+import base64
 import json
+import logging
 import time
 import uuid
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from conftest import HASH_SECRET, MERCHANT_ID, ledger_rows, new_player
+from Crypto.Cipher import AES
+from conftest import HASH_SECRET, MERCHANT_ID, TEST_CONFIG, ledger_rows, new_player
 
+from app import create_app
+from wallet import accounts, db, hash_orders
 from wallet.hash.blueprint import dumps
 from wallet.hash.envelope import decrypt, encrypt
 from wallet.hash import schema as hash_schema
+from wallet.core import schema
 
 BET_INFO = '[{"key":"Big","name":"Big","odds":200,"amount":10}]'
 
@@ -21,14 +31,16 @@ class Hash:
         self.app, self.client = app, app.test_client()
 
     def send(self, path, plain: dict, *, merchant_id=MERCHANT_ID, iv_mode="prefix", raw=None):
-        fields = {"timestamp": int(time.time() * 1000), "request_id": uuid.uuid4().hex, **plain}
-        body = raw if raw is not None else json.dumps(
-            {"x": encrypt(dumps(fields).encode(), HASH_SECRET, iv_mode)})  # Decimals as numbers
+        body = raw if raw is not None else seal(plain, iv_mode)
+        return json.loads(self.post(path, body, merchant_id), parse_float=Decimal)
+
+    def post(self, path, body, merchant_id=MERCHANT_ID) -> bytes:
+        """The answer's bytes."""
         headers = {"merchant-id": merchant_id} if merchant_id is not None else {}
         response = self.client.post(f"/api/v2/{path}", data=body, headers=headers,
                                     content_type="application/json")
         assert response.status_code == 200 and response.content_type == "application/json"
-        return json.loads(response.get_data(), parse_float=Decimal)
+        return response.get_data()
 
     def add(self, token, user_id, order_no, amount=10, override=None, **extra):
         return self.send("order/add", {"token": token, "user_id": int(user_id), "order_no": order_no,
@@ -36,12 +48,19 @@ class Hash:
                                        "currency": "USDT", "amount": amount, "bet_info": BET_INFO,
                                        **extra, **(override or {})})
 
-    def update(self, user_id, order_no, status, amount=10, prize=0, tax=0, bonus=0, **extra):
+    def update(self, user_id, order_no, status, amount=10, prize=0, tax=0, bonus=0, override=None,
+               **extra):
         return self.send("order/update", {
             "user_id": str(user_id), "username": "u", "order_no": order_no, "entry_key": "pc28-1",
             "round_id": "72847940", "amount": amount, "currency": "USDT", "status": status,
             "prize": prize, "tax": tax, "bonus": bonus, "bet_time": 1749200012000,
-            "bet_info": BET_INFO, "is_win": prize > 0, **extra})
+            "bet_info": BET_INFO, "is_win": prize > 0, **extra, **(override or {})})
+
+
+def seal(plain: dict, iv_mode="prefix") -> str:
+    """A request body as Hash sends it: a fresh timestamp and request_id unless `plain` has them."""
+    fields = {"timestamp": int(time.time() * 1000), "request_id": uuid.uuid4().hex, **plain}
+    return json.dumps({"x": encrypt(dumps(fields).encode(), HASH_SECRET, iv_mode)})  # Decimals as numbers
 
 
 @pytest.fixture
@@ -159,7 +178,7 @@ def test_key16_requests_and_encrypted_answers(hash_api, player, app):
     app.config.update(HASH_ENCRYPT_RESPONSES="1", HASH_IV_MODE="key16")
     answer = hash_api.send("user/balance", {"token": token, "currency": "USDT"}, iv_mode="key16")
     assert set(answer) == {"x"}
-    assert decrypt(answer["x"], HASH_SECRET)["data"]["balance"] == 1000
+    assert decrypt(answer["x"], HASH_SECRET, "key16")["data"]["balance"] == 1000
 
 
 def encrypted(plain) -> str:
@@ -182,7 +201,7 @@ BAD = [  # (what is wrong, how to send it, the code)
     ("stale timestamp", dict(raw=encrypted({"timestamp": 1650123456789, "request_id": "r"})), 1004),
     ("timestamp in seconds", dict(raw=encrypted({"timestamp": 1650123456, "request_id": "r"})), 1001),
     ("timestamp a string", dict(raw=encrypted({"timestamp": "1650123456789", "request_id": "r"})), 1001),
-    ("no request_id", dict(raw=encrypted({"timestamp": now_ms()})), 1001),
+    ("no request_id", lambda: dict(raw=encrypted({"timestamp": now_ms()})), 1001),  # sealed when run
 ]
 
 
@@ -190,6 +209,7 @@ BAD = [  # (what is wrong, how to send it, the code)
 def test_bad_envelopes(hash_api, player, app, what, how, code):
     user_id, token = player
     before = ledger_rows(app, user_id)
+    how = how() if callable(how) else how
     assert hash_api.send("order/add", {"token": token}, **how)["code"] == code
     assert ledger_rows(app, user_id) == before
 
@@ -248,3 +268,386 @@ def test_hash_encrypt_command_makes_a_request_that_works(app, player):
     response = app.test_client().post("/api/v2/user/balance", data=body,
                                       headers={"merchant-id": MERCHANT_ID})
     assert response.get_json()["data"]["balance"] == 1000
+
+
+# ---- the envelope: one IV form, one answer for every failure --------------------------------------
+@pytest.mark.parametrize("mode, refused", [("prefix", "key16"), ("key16", "prefix")])
+def test_only_the_configured_iv_form_opens(hash_api, player, app, mode, refused):
+    _, token = player
+    app.config["HASH_IV_MODE"] = mode
+    balance = {"token": token, "currency": "USDT"}
+    assert hash_api.send("user/balance", balance, iv_mode=mode)["code"] == 0
+    assert hash_api.send("user/balance", balance, iv_mode=refused) == {"code": 1002,
+                                                                       "msg": "cannot decrypt x"}
+
+
+def test_accept_both_opens_either_form(hash_api, player, app):
+    _, token = player
+    app.config["HASH_IV_MODE"] = "accept-both"
+    for form in ("prefix", "key16"):
+        assert hash_api.send("user/balance", {"token": token, "currency": "USDT"}, iv_mode=form)[
+            "code"] == 0
+
+
+def key16_blocks(plain_with_padding: bytes) -> str:
+    cipher = AES.new(HASH_SECRET.encode(), AES.MODE_CBC, HASH_SECRET[:16].encode())
+    return json.dumps({"x": base64.b64encode(cipher.encrypt(plain_with_padding)).decode()})
+
+
+def test_every_envelope_that_does_not_open_gets_the_same_bytes(hash_api, app):
+    """No padding oracle: bad padding and bad JSON (and the rest) cannot be told apart."""
+    app.config["HASH_IV_MODE"] = "key16"
+    good = b'{"timestamp": 1}'
+    assert hash_api.send("user/info", {}, raw=key16_blocks(good + bytes([16]) * 16))["code"] == 1001
+    answers = {hash_api.post("user/info", body) for body in [
+        key16_blocks(good + bytes([15]) * 16),                     # bad padding
+        key16_blocks(b'{"timestamp": 1,' + bytes([16]) * 16),      # good padding, not JSON
+        key16_blocks(b'["timestamp", 1]' + bytes([16]) * 16),      # JSON, not an object
+        key16_blocks(b'{"timestamp":\xff1}' + bytes([16]) * 16),    # not UTF-8
+        json.dumps({"x": encrypt(good, "k" * 32, "key16")}),        # another key
+        json.dumps({"x": "%%%"}),                                   # not Base64
+        json.dumps({"x": base64.b64encode(b"x" * 17).decode()}),   # not whole blocks
+    ]}
+    assert answers == {b'{"code":1002,"msg":"cannot decrypt x"}'}
+
+
+# ---- request_id: remembered for the window ------------------------------------------------------
+def hash_state(app):
+    """Everything a Hash call may change, but the request_ids."""
+    with app.extensions["engine"].connect() as conn:
+        return (conn.execute(sa.select(schema.ledger).order_by(schema.ledger.c.id)).all(),
+                conn.execute(sa.select(schema.wallets).order_by(schema.wallets.c.id)).all(),
+                conn.execute(sa.select(hash_schema.hash_orders).order_by(hash_schema.hash_orders.c.order_no)).all())
+
+
+def test_a_repeated_request_id_is_refused_with_no_effect(hash_api, player, app):
+    user_id, token = player
+    order = order_no()
+    request_id = {"request_id": uuid.uuid4().hex}
+    first = hash_api.add(token, user_id, order, **request_id)
+    assert first["code"] == 0
+    before = hash_state(app)
+    duplicate = {"code": 1005, "msg": "duplicate request_id"}
+    assert hash_api.add(token, user_id, order, **request_id) == duplicate
+    assert hash_api.add(token, user_id, order_no(), **request_id) == duplicate  # other data too
+    assert hash_api.update(user_id, order, 1, prize=20, **request_id) == duplicate
+    for path in ("user/info", "user/balance"):
+        assert hash_api.send(path, {"token": token, **request_id}) == duplicate
+    assert hash_state(app) == before
+    for path in ("user/info", "user/balance"):  # each endpoint remembers its own request_ids too
+        same = {"token": token, "request_id": uuid.uuid4().hex}
+        assert hash_api.send(path, same)["code"] == 0
+        assert hash_api.send(path, same) == duplicate
+    settle = {"request_id": uuid.uuid4().hex}
+    assert hash_api.update(user_id, order, 1, prize=20, **settle)["data"]["balance"] == 1010
+    assert hash_api.update(user_id, order, 1, prize=20, **settle) == duplicate
+    assert hash_api.update(user_id, order, 1, prize=20)["data"]["balance"] == 1010  # a fresh id: the retry
+
+
+def test_a_refused_call_leaves_its_request_id_free(hash_api, player, app):
+    """A copy rewritten without the key and refused cannot use up the request_id of Hash's own."""
+    user_id, token = player
+    order = order_no()
+    hash_api.add(token, user_id, order)
+    request_id = {"request_id": uuid.uuid4().hex}
+    assert hash_api.update(user_id, order, 1, prize=20, amount=11, **request_id)["code"] == 3001
+    assert hash_api.update(user_id, order, 1, prize=20, **request_id)["data"]["balance"] == 1010
+
+
+def balances_wallet(conn, user_id, currency):
+    return conn.execute(sa.select(schema.wallets.c.id).where(
+        schema.wallets.c.player_id == int(user_id), schema.wallets.c.currency == currency)).scalar()
+
+
+def hold_the_wallet(app, user_id):
+    """Another transaction holding the player's wallet row (SQLite: the write lock); its
+    connection, to roll back."""
+    conn = sa.create_engine(app.config["DATABASE_URL"]).connect()
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return conn
+    conn.begin()
+    conn.execute(sa.select(schema.wallets).where(schema.wallets.c.player_id == int(user_id))
+                 .with_for_update()).all()
+    return conn
+
+
+def test_a_call_without_an_answer_leaves_its_request_id_for_the_retry(database_url, player_app):
+    """5000 (the deadline passed): nothing written, and Hash's retry of the same request works."""
+    app, (user_id, token) = player_app({"LOCK_TIMEOUT_MS": "200", "CALL_DEADLINE_MS": "400"})
+    hash_api = Hash(app)
+    bet = seal({"token": token, "user_id": int(user_id), "order_no": order_no(), "username": "u",
+                "entry_key": "pc28-1", "round_id": 1, "currency": "USDT", "amount": 10,
+                "bet_info": BET_INFO})
+    holder = hold_the_wallet(app, user_id)
+    try:
+        assert hash_api.send("order/add", {}, raw=bet) == {"code": 5000, "msg": "internal error"}
+    finally:
+        holder.rollback()
+        holder.close()
+    assert hash_api.send("order/add", {}, raw=bet)["data"]["balance"] == 990
+    assert hash_api.send("order/add", {}, raw=bet)["code"] == 1005
+
+
+@pytest.fixture
+def player_app(database_url):
+    """An app with these settings and a player with 1000 USDT."""
+    made = []
+
+    def make(settings):
+        app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url, **settings})
+        made.append(app)
+        return app, new_player(app, "1000", currency="USDT")
+    yield make
+    for app in made:
+        app.extensions["engine"].dispose()
+
+
+def requests_seen(app) -> dict:
+    with app.extensions["engine"].connect() as conn:
+        return dict(conn.execute(sa.select(db.hash_requests.c.request_id, db.hash_requests.c.seen_at)).all())
+
+
+def remember(app, request_id, seen_at):
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(sa.insert(db.hash_requests).values(request_id=request_id, seen_at=seen_at))
+
+
+def test_a_request_id_older_than_the_window_is_accepted_again(hash_api, player, app):
+    _, token = player
+    remember(app, "old", schema.utcnow() - timedelta(milliseconds=300_001))
+    remember(app, "recent", schema.utcnow() - timedelta(milliseconds=299_000))
+    assert hash_api.send("user/info", {"token": token, "request_id": "old"})["code"] == 0
+    assert hash_api.send("user/info", {"token": token, "request_id": "recent"})["code"] == 1005
+    assert requests_seen(app)["old"] > schema.utcnow() - timedelta(seconds=60)  # claimed afresh
+    assert hash_api.send("user/info", {"token": token, "request_id": "old"})["code"] == 1005
+
+
+def test_a_request_stamped_ahead_of_our_clock_is_remembered_from_its_timestamp(hash_api, player, app):
+    _, token = player
+    ahead = int(time.time() * 1000) + 200_000
+    assert hash_api.send("user/info", {"token": token, "request_id": "ahead", "timestamp": ahead})[
+        "code"] == 0
+    seen = requests_seen(app)["ahead"]
+    assert abs((seen - datetime(1970, 1, 1)).total_seconds() * 1000 - ahead) < 1
+
+
+def test_old_request_ids_are_purged(hash_api, player, app):
+    _, token = player
+    remember(app, "old", schema.utcnow() - timedelta(days=1))
+    for _ in range(hash_orders.PURGE_EVERY):  # a purge runs every PURGE_EVERY calls of a process
+        assert hash_api.send("user/info", {"token": token})["code"] == 0
+    seen = requests_seen(app)
+    assert "old" not in seen and len(seen) >= hash_orders.PURGE_EVERY - 1  # the recent ones stay
+
+
+# ---- an update must describe the stored bet -------------------------------------------------------
+@pytest.fixture
+def other_player(app):
+    return new_player(app, "1000", currency="USDT")
+
+
+@pytest.mark.parametrize("field", ["user_id", "currency", "amount", "round_id", "entry_key"])
+def test_an_update_that_does_not_describe_the_stored_bet_is_refused(
+        hash_api, player, other_player, app, caplog, field):
+    user_id, token = player
+    order = order_no()
+    hash_api.add(token, user_id, order)
+    before = hash_state(app)
+    changed = {"user_id": {"user_id": other_player[0]}, "currency": {"currency": "USD"},
+               "amount": {"amount": 11}, "round_id": {"round_id": "72847941"},
+               "entry_key": {"entry_key": "pc28-2"}}[field]
+    with caplog.at_level(logging.ERROR, logger="wallet.hash_orders"):
+        assert hash_api.update(user_id, order, 1, prize=20, override=changed) == {
+            "code": 3001, "msg": f"order_no already used with different data: {field} differs from "
+                                 "the stored order"}
+    assert hash_state(app) == before
+    assert [r.levelname for r in caplog.records] == ["ERROR"] and field in caplog.records[0].getMessage()
+    assert hash_api.update(user_id, order, 1, prize=20)["data"]["balance"] == 1010  # the real one
+
+
+def test_bet_info_may_change_at_settle(hash_api, player):
+    user_id, token = player
+    order = order_no()
+    hash_api.add(token, user_id, order)
+    settled = '[{"key":"Big","name":"Big","odds":200,"amount":10,"is_win":true,"prize":20}]'
+    assert hash_api.update(user_id, order, 1, prize=20, bet_info=settled)["data"]["balance"] == 1010
+
+
+@pytest.mark.parametrize("final, result", [(1, {"prize": 20}), (1, {"tax": 1}), (1, {"bonus": 1}),
+                                           (4, {"prize": 5})])
+def test_a_repeated_final_status_with_another_result_is_refused(hash_api, player, app, caplog, final,
+                                                                result):
+    user_id, token = player
+    order = order_no()
+    hash_api.add(token, user_id, order)
+    first = {"prize": 0, "tax": 0, "bonus": 0} | ({"prize": 15} if final == 1 else {})
+    assert hash_api.update(user_id, order, final, **first)["code"] == 0
+    assert hash_api.update(user_id, order, final, **first)["code"] == 0  # the same: a retry
+    before = hash_state(app)
+    with caplog.at_level(logging.ERROR, logger="wallet.hash_orders"):
+        assert hash_api.update(user_id, order, final, **(first | result))["code"] == 3001
+    assert hash_state(app) == before
+    assert next(iter(result)) in caplog.records[-1].getMessage()
+
+
+# ---- a settle cannot pay an absurd amount ---------------------------------------------------------
+def test_a_payout_over_the_multiple_of_the_stake_is_refused(hash_api, player, app, caplog):
+    user_id, token = player
+    order = order_no()
+    hash_api.add(token, user_id, order, amount=Decimal("0.01"))
+    before = hash_state(app)
+    with caplog.at_level(logging.ERROR, logger="wallet.hash_orders"):
+        assert hash_api.update(user_id, order, 1, amount=Decimal("0.01"), prize=9, bonus=Decimal("1.01")
+                               ) == {"code": 3001, "msg": "order_no already used with different data: "
+                                                          "payout is more than 1000 times the amount"}
+    assert hash_state(app) == before and "HASH_MAX_PAYOUT_MULTIPLE" in caplog.records[-1].getMessage()
+    assert hash_api.update(user_id, order, 1, amount=Decimal("0.01"), prize=9, bonus=1  # exactly 1000x
+                           )["data"]["balance"] == Decimal("1009.99")
+
+
+def test_the_payout_multiple_is_a_setting(hash_api, player, app):
+    user_id, token = player
+    app.config["HASH_MAX_PAYOUT_MULTIPLE"] = "2"
+    order = order_no()
+    hash_api.add(token, user_id, order)
+    assert hash_api.update(user_id, order, 1, prize=21)["code"] == 3001
+    assert hash_api.update(user_id, order, 1, prize=20)["data"]["balance"] == 1010
+
+
+# ---- no balance past the wallet's limit -----------------------------------------------------------
+@pytest.mark.parametrize("final", [1, 4])  # a win, a refund
+def test_a_credit_past_the_balance_limit_is_refused(hash_api, player, app, final):
+    user_id, token = player
+    order = order_no()
+    hash_api.add(token, user_id, order)
+    with app.extensions["engine"].begin() as conn:  # 10 below the limit after the bet
+        accounts.top_up(conn, balances_wallet(conn, user_id, "USDT"),
+                        Decimal(10) ** 18 - 10 - Decimal(990))
+    before = hash_state(app)
+    assert hash_api.update(user_id, order, final, prize=10 if final == 1 else 0) == {
+        "code": 1001, "msg": "invalid parameters: amount would take the balance over the wallet's limit"}
+    assert hash_state(app) == before
+    if final == 1:  # a win that leaves the balance just under the limit is paid
+        assert hash_api.update(user_id, order, 1, prize=Decimal("9.999999"))["code"] == 0
+
+
+# ---- sessions and blocked players -----------------------------------------------------------------
+def test_a_closed_or_expired_session_is_no_token(hash_api, player, app):
+    user_id, token = player
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(sa.update(schema.sessions).where(schema.sessions.c.token == token)
+                     .values(expires_at=schema.utcnow() - timedelta(seconds=1)))
+    before = hash_state(app)
+    expired = {"code": 2001, "msg": "invalid token or user: session has expired"}
+    assert hash_api.send("user/info", {"token": token}) == expired
+    assert hash_api.send("user/balance", {"token": token, "currency": "USDT"}) == expired
+    assert hash_api.add(token, user_id, order_no()) == expired
+    with app.extensions["engine"].begin() as conn:
+        accounts.close_session(conn, token)
+    closed = {"code": 2001, "msg": "invalid token or user: session is closed"}
+    assert hash_api.send("user/info", {"token": token}) == closed
+    assert hash_api.send("user/balance", {"token": token, "currency": "USDT"}) == closed
+    assert hash_api.add(token, user_id, order_no()) == closed
+    assert hash_state(app) == before
+
+
+def test_an_ended_session_still_settles_its_bets(hash_api, player, app):
+    user_id, token = player
+    won, cancelled = order_no(), order_no()
+    hash_api.add(token, user_id, won)
+    hash_api.add(token, user_id, cancelled)
+    with app.extensions["engine"].begin() as conn:
+        accounts.close_session(conn, token)
+    assert hash_api.update(user_id, won, 1, prize=30)["data"]["balance"] == 1010
+    assert hash_api.update(user_id, cancelled, 4)["data"]["balance"] == 1020
+
+
+def test_a_blocked_player_reads_and_is_paid_but_places_no_bet(hash_api, player, app):
+    user_id, token = player
+    pending = order_no()
+    hash_api.add(token, user_id, pending)
+    with app.extensions["engine"].begin() as conn:
+        accounts.set_player_status(conn, int(user_id), "blocked")
+    assert hash_api.send("user/info", {"token": token})["data"]["user_id"] == int(user_id)
+    assert hash_api.send("user/balance", {"token": token, "currency": "USDT"})["data"]["balance"] == 990
+    before = hash_state(app)
+    assert hash_api.add(token, user_id, order_no()) == {
+        "code": 2001, "msg": "invalid token or user: player is blocked"}
+    assert hash_state(app) == before
+    assert hash_api.update(user_id, pending, 1, prize=25)["data"]["balance"] == 1015  # never lost
+
+
+# ---- text no database can store, and the same limits on every database ---------------------------
+TEXT_FIELDS = {"user/info": ["token", "request_id"], "user/balance": ["token", "currency"],
+               "order/add": ["token", "order_no", "currency", "entry_key", "round_id", "bet_info"],
+               "order/update": ["order_no", "currency", "entry_key", "round_id", "bet_info"]}
+CASES = [(path, field) for path, fields in TEXT_FIELDS.items() for field in fields]
+
+
+def call(hash_api, path, token, user_id, order, fields):
+    """A call of `path` for the player's bet `order` (a cancel, for order/update), with `fields`
+    replacing any of its fields."""
+    if path == "order/add":
+        return hash_api.add(token, user_id, order, override=fields)
+    if path == "order/update":
+        return hash_api.update(user_id, order, 4, override=fields)
+    return hash_api.send(path, {"token": token, **fields})
+
+
+@pytest.mark.parametrize("bad", ["\ud800", "a\udfffb", "a\x00"])
+@pytest.mark.parametrize("path, field", CASES)
+def test_text_no_database_can_store_is_1001_naming_the_field(hash_api, player, app, path, field, bad):
+    user_id, token = player
+    order = order_no()
+    if path == "order/update":
+        hash_api.add(token, user_id, order)
+    value = f'["{bad}"]' if field == "bet_info" else bad
+    before = hash_state(app)
+    assert call(hash_api, path, token, user_id, order, {field: value}) == {
+        "code": 1001, "msg": f"invalid parameters: {field} must be valid UTF-8 text without NUL"}
+    assert hash_state(app) == before
+
+
+LIMITS = {"token": 255, "request_id": 128, "currency": 16, "order_no": 64, "entry_key": 64,
+          "round_id": 64}
+WIDE = "\U0001F3B2"  # 4 bytes in UTF-8: a column counting bytes would overflow first
+
+
+def at_length(field, n):
+    if field == "bet_info":  # a limit in UTF-8 bytes (MySQL's TEXT): n bytes of '["<dice...>a"]'
+        dice, rest = divmod(n - 4, 4)
+        return '["' + WIDE * dice + "a" * rest + '"]'
+    return WIDE * n
+
+
+@pytest.mark.parametrize("path, field", CASES)
+def test_each_text_field_at_its_limit_and_one_past_it(hash_api, player, app, path, field):
+    """At the limit the call succeeds and the value is stored whole, on every database; one past
+    it is 1001 naming the field, on every database."""
+    app.config["MAX_CONTENT_LENGTH"] = 2**20  # room for a 64 KiB bet_info in its envelope
+    user_id, token = player
+    limit = LIMITS.get(field, 65535)
+    value = at_length(field, limit)
+    if field == "token":  # a session and a wallet that can have a value this long
+        with app.extensions["engine"].begin() as conn:
+            conn.execute(sa.insert(schema.sessions).values(
+                token=value, player_id=int(user_id), currency="USD", created_at=schema.utcnow(),
+                expires_at=schema.utcnow() + timedelta(hours=1)))
+    if field == "currency":
+        with app.extensions["engine"].begin() as conn:
+            accounts.open_wallet(conn, int(user_id), value, Decimal(1000))
+    order = order_no()
+    if path == "order/update":  # the bet to cancel, with the same value
+        bet = {} if field == "request_id" else {field: value}
+        assert hash_api.add(token, user_id, order, override=bet)["code"] == 0
+    assert call(hash_api, path, token, user_id, order, {field: value})["code"] == 0
+    if field in ("order_no", "entry_key", "round_id", "bet_info"):
+        with app.extensions["engine"].connect() as conn:
+            stored = conn.execute(sa.select(hash_schema.hash_orders.c[field]).where(
+                hash_schema.hash_orders.c.order_no == (value if field == "order_no" else order))).scalar()
+        assert stored == value
+    before = hash_state(app)
+    answer = call(hash_api, path, token, user_id, order_no(), {field: at_length(field, limit + 1)})
+    assert answer["code"] == 1001 and answer["msg"].startswith(f"invalid parameters: {field} must be")
+    assert hash_state(app) == before

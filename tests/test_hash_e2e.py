@@ -1,5 +1,6 @@
 """Hash races against a real `gunicorn app:app` with 4 workers, on every database; the books must
-pass the audit afterwards."""
+pass the audit afterwards. Repeats with fresh request_ids are Hash's retries (idempotent on
+order_no); repeats of the very same request are replays (one applies, the rest are 1005)."""
 import json
 import threading
 import time
@@ -14,12 +15,17 @@ from wallet.hash.envelope import encrypt
 BET_INFO = '[{"key":"Big","name":"Big","odds":200,"amount":10}]'
 
 
-def call(base, path, **plain):
-    plain = {"timestamp": int(time.time() * 1000), "request_id": uuid.uuid4().hex, **plain}
-    x = encrypt(json.dumps(plain).encode(), HASH_SECRET)
+def call(base, path, x=None, **plain):
+    """`path` with a fresh request (or the sealed `x` given)."""
+    x = x or seal(**plain)
     status, answer = post_json(base, f"/api/v2/{path}", {"x": x}, {"merchant-id": MERCHANT_ID})
     assert status == 200
     return answer
+
+
+def seal(**plain) -> str:
+    plain = {"timestamp": int(time.time() * 1000), "request_id": uuid.uuid4().hex, **plain}
+    return encrypt(json.dumps(plain).encode(), HASH_SECRET)
 
 
 def add(base, token, user_id, order, amount=10):
@@ -55,6 +61,27 @@ def test_the_same_add_20_times_debits_once(server, player):
     answers = parallel([lambda: add(server, token, user_id, order)] * 20)
     assert [a["code"] for a in answers] == [0] * 20  # every repeat answers the original success
     assert balance(server, token) == 990
+
+
+def test_the_same_request_20_times_at_once_applies_once(server, player):
+    user_id, token = player
+    bet = seal(token=token, user_id=int(user_id), order_no=uuid.uuid4().hex, username="u",
+               entry_key="pc28-1", round_id=1, currency="USDT", amount=10, bet_info=BET_INFO)
+    answers = parallel([lambda: call(server, "order/add", bet)] * 20)
+    assert sorted(a["code"] for a in answers) == [0] + [1005] * 19
+    assert balance(server, token) == 990
+
+
+def test_the_same_settle_10_times_at_once_credits_once(server, player):
+    user_id, token = player
+    order = uuid.uuid4().hex
+    add(server, token, user_id, order)
+    settle = seal(user_id=str(user_id), username="u", order_no=order, entry_key="pc28-1",
+                  round_id="1", amount=10, currency="USDT", status=1, prize=25, tax=0, bonus=0,
+                  bet_time=1749200012000, bet_info=BET_INFO, is_win=True)
+    answers = parallel([lambda: call(server, "order/update", settle)] * 10)
+    assert sorted(a["code"] for a in answers) == [0] + [1005] * 9
+    assert balance(server, token) == 1015
 
 
 def test_10_identical_settles_credit_once(server, player):

@@ -100,7 +100,7 @@ class OrderModel:
     """spec/hash.md §7.2 in a dozen lines: what a merchant owes for each call."""
 
     def __init__(self, balance):
-        self.balance, self.orders = balance, {}  # order_no -> [amount, status, debited]
+        self.balance, self.orders = balance, {}  # order_no -> [amount, status, debited, prize]
 
     def add(self, order_no, amount):
         if order_no in self.orders:
@@ -109,22 +109,22 @@ class OrderModel:
         if self.balance < amount:
             return 2002
         self.balance -= amount
-        self.orders[order_no] = [amount, 0, True]
+        self.orders[order_no] = [amount, 0, True, None]
         return self.balance
 
     def update(self, order_no, amount, status, prize):
         if order_no not in self.orders:
             if status not in (2, 4):
                 return 3002
-            self.orders[order_no] = [amount, status, False]
+            self.orders[order_no] = [amount, status, False, prize]
             return self.balance
         order = self.orders[order_no]
         if order[0] != amount:
             return 3001
         if order[1] in (1, 2, 4):
-            return self.balance if order[1] == status else 3003
+            return 3003 if order[1] != status else self.balance if order[3] == prize else 3001
         self.balance += prize if status == 1 else order[0] if status in (2, 4) and order[2] else 0
-        order[1] = status
+        order[1], order[3] = status, prize
         return self.balance
 
 
@@ -154,7 +154,8 @@ def test_hash_orders_agree_with_the_model(kind, tmp_path_factory):
         def update(self, order, amount, status, prize):
             real = outcome(lambda: hash_orders.update_order(
                 self.engine, user_id=self.user_id, order_no=order, currency="USDT", amount=amount,
-                status=status, prize=prize, tax=Decimal(0), bonus=Decimal(0), bet_info="[]"))
+                status=status, prize=prize, tax=Decimal(0), bonus=Decimal(0), bet_info="[]",
+                entry_key="e", round_id="1"))
             self.check(real, self.model.update(order, amount, status, prize))
 
         def teardown(self):

@@ -1,12 +1,12 @@
 """Flask blueprint for the Hash Game merchant API (spec/hash.md §3, §5): all four endpoints.
 
-Per request: check the `merchant-id` header (1003), open the `{"x": ...}` envelope (1002), check the
-plaintext's `timestamp` window (1004) and `request_id`, validate the fields (1001), then hand the call
-to wallet/hash_orders.py. Answers are HTTP 200 with `{"code", "msg", "data"}` (§3.7), balances as
-JSON numbers written from the Decimal, never through float. This module never touches SQL.
-
-`request_id` is required but not remembered: every endpoint is idempotent on its own key (token,
-order_no), so a replayed request cannot move money twice (§3.8 warns that retries may reuse it).
+Per request: check the `merchant-id` header (1003), open the `{"x": ...}` envelope in the IV form
+HASH_IV_MODE names (1002, one answer for every way it can fail), check the plaintext's `timestamp`
+window (1004) and `request_id`, validate the fields (1001: every text field must be storable on
+every database, within the same limit everywhere), then hand the call to wallet/hash_orders.py,
+which also refuses a request_id seen within the window (1005). Answers are HTTP 200 with
+`{"code", "msg", "data"}` (§3.7), balances as JSON numbers written from the Decimal, never
+through float. This module never touches SQL.
 """
 import hmac
 import json
@@ -14,6 +14,7 @@ import logging
 import re
 import secrets
 import time
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from flask import Blueprint, Response, current_app, request
@@ -24,7 +25,7 @@ from ..core.money import AmountError, parse_hash_amount
 from ..guard import address_allowed, note_reference, note_result
 from . import orders as hash_orders
 from .envelope import EnvelopeError, decrypt, encrypt
-from .orders import HashError
+from .orders import HashError, RequestId
 
 bp = Blueprint("hash", __name__, url_prefix="/api/v2")
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ def allowed_address():
         raise HashError(1003)  # the provider's auth error; the log line says why
 
 
-def open_envelope() -> dict:
+def open_envelope() -> tuple[dict, RequestId]:
+    """The request's plaintext, and its request_id for the rule against replays."""
     config = current_app.config
     merchant_id = request.headers.get("merchant-id", "")
     if not hmac.compare_digest(merchant_id.encode(), config["HASH_MERCHANT_ID"].encode()):
@@ -50,17 +52,24 @@ def open_envelope() -> dict:
     if not isinstance(body, dict) or not isinstance(body.get("x"), str):
         raise HashError(1001, 'body must be {"x": "<base64>"}')
     try:
-        plain = decrypt(body["x"], config["HASH_SECRET"])
-    except EnvelopeError as exc:
-        raise HashError(1002, str(exc)) from None
+        plain = decrypt(body["x"], config["HASH_SECRET"], config["HASH_IV_MODE"])
+    except EnvelopeError:
+        raise HashError(1002) from None  # no detail: why it failed is no one's business (no oracle)
     note_reference(plain.get("order_no"))
     timestamp = plain.get("timestamp")
     if type(timestamp) is not int or not 10**12 <= timestamp < 10**13:
         raise HashError(1001, "timestamp must be 13-digit milliseconds")
-    if abs(time.time() * 1000 - timestamp) > int(config["HASH_TIMESTAMP_WINDOW_MS"]):
+    now_ms = time.time() * 1000
+    window_ms = int(config["HASH_TIMESTAMP_WINDOW_MS"])
+    if abs(now_ms - timestamp) > window_ms:
         raise HashError(1004)
-    text(plain, "request_id", max_len=128)
-    return plain
+    return plain, RequestId(text(plain, "request_id", max_len=128), _utc(timestamp), _utc(now_ms),
+                            timedelta(milliseconds=window_ms))
+
+
+def _utc(ms: float) -> datetime:
+    """Milliseconds since the epoch as naive UTC, as the database columns hold it."""
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).replace(tzinfo=None)
 
 
 # ---- field readers: each returns the value or raises 1001 naming the field -----------------------
@@ -68,7 +77,18 @@ def text(plain, name, *, max_len=255, default=None):
     value = plain.get(name, default)
     if not isinstance(value, str) or not value or len(value) > max_len:
         raise HashError(1001, f"{name} must be a non-empty string of at most {max_len} characters")
+    if not storable(value):
+        raise HashError(1001, f"{name} must be valid UTF-8 text without NUL")
     return value
+
+
+def storable(value: str) -> bool:
+    """JSON can carry lone surrogates ("\\ud800") and NUL, which no database column can store."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
 
 
 def user_id(plain) -> int:
@@ -98,15 +118,22 @@ def money(plain, name, *, positive=False) -> Decimal:
     return value
 
 
+BET_INFO_BYTES = 65535  # MySQL's TEXT holds 65535 bytes: the same limit on every database
+
+
 def bet_info(plain) -> str:
     """§7.5: a JSON *string* holding a JSON array; stored verbatim."""
     value = plain.get("bet_info")
+    if isinstance(value, str) and not storable(value):
+        raise HashError(1001, "bet_info must be valid UTF-8 text without NUL")
     try:
-        if isinstance(value, str) and isinstance(json.loads(value), list) and len(value) <= 65535:
+        if (isinstance(value, str) and len(value.encode("utf-8")) <= BET_INFO_BYTES
+                and isinstance(json.loads(value), list)):
             return value
     except (ValueError, RecursionError):
         pass
-    raise HashError(1001, "bet_info must be a string holding a JSON array")
+    raise HashError(1001, f"bet_info must be a string holding a JSON array, at most "
+                          f"{BET_INFO_BYTES} bytes in UTF-8")
 
 
 def status(plain) -> int:
@@ -123,38 +150,41 @@ def engine():
 
 @bp.post("/user/info")
 def user_info():
-    plain = open_envelope()
-    return success(hash_orders.user_info(engine(), text(plain, "token")))
+    plain, request_id = open_envelope()
+    return success(hash_orders.user_info(engine(), text(plain, "token"), request_id))
 
 
 @bp.post("/user/balance")
 def user_balance():
-    plain = open_envelope()
+    plain, request_id = open_envelope()
     return success(hash_orders.user_balance(engine(), text(plain, "token"),
-                                            text(plain, "currency", max_len=16, default="USDT")))
+                                            text(plain, "currency", max_len=16, default="USDT"),
+                                            request_id))
 
 
 @bp.post("/order/add")
 def order_add():
-    plain = open_envelope()
+    plain, request_id = open_envelope()
     return success(hash_orders.add_order(
         engine(), token=text(plain, "token"), user_id=user_id(plain),
         order_no=text(plain, "order_no", max_len=64),
         currency=text(plain, "currency", max_len=16, default="USDT"),  # optional, default USDT
         amount=money(plain, "amount", positive=True), entry_key=text(plain, "entry_key", max_len=64),
-        round_id=round_id(plain), bet_info=bet_info(plain)))
+        round_id=round_id(plain), bet_info=bet_info(plain), request_id=request_id))
 
 
 @bp.post("/order/update")
 def order_update():
-    plain = open_envelope()
+    plain, request_id = open_envelope()
+    config = current_app.config
     return success(hash_orders.update_order(
         engine(), user_id=user_id(plain), order_no=text(plain, "order_no", max_len=64),
         currency=text(plain, "currency", max_len=16), amount=money(plain, "amount", positive=True),
         status=status(plain), prize=money(plain, "prize"), tax=money(plain, "tax"),
         bonus=money(plain, "bonus"), bet_info=bet_info(plain),
         entry_key=text(plain, "entry_key", max_len=64), round_id=round_id(plain),
-        formula=current_app.config["HASH_PAYOUT"]))
+        formula=config["HASH_PAYOUT"],
+        max_payout_multiple=int(config["HASH_MAX_PAYOUT_MULTIPLE"]), request_id=request_id))
 
 
 # ---- answers (§3.7) --------------------------------------------------------------------------------
@@ -167,7 +197,7 @@ def answer(envelope: dict) -> Response:
     config = current_app.config
     note_result(envelope["code"])
     body = dumps(envelope)
-    if config.get("HASH_ENCRYPT_RESPONSES") in (True, "1", "true"):
+    if config["HASH_ENCRYPT_RESPONSES"]:
         body = dumps({"x": encrypt(body.encode(), config["HASH_SECRET"], config["HASH_IV_MODE"])})
     return Response(body, status=200, mimetype="application/json")
 

@@ -1,53 +1,100 @@
 """The Hash Game protocol envelope (spec/hash.md §3): AES-256-CBC, PKCS7, Base64, in one field `x`.
 
 Key: the 32-character secret as its 32 bytes (§3.3). The IV (§3.4, NOT FOUND in the doc) travels in
-one of two forms, and we accept both on the way in:
+one of two forms:
 - `prefix`: x = Base64(random IV[16] + ciphertext)
 - `key16`:  x = Base64(ciphertext), with IV = the secret's first 16 bytes
-Outgoing, the form is chosen by HASH_IV_MODE. A JSON-object check after decryption tells the two
-forms apart (§3.4, "Why this is unambiguous").
+HASH_IV_MODE names the one form accepted on the way in and used on the way out. `accept-both`
+opens either (for a sandbox while the provider's form is unknown) and sends `prefix`.
+
+Why one form only: the envelope has no MAC (§3.6), so it is not tamper-proof. In the prefix form,
+whoever holds a captured `x` sets the first 16 bytes of its plaintext to anything by changing the
+IV (CBC: plaintext block 1 = decrypted block 1 XOR IV). A key16 `x` read as prefix loses its first
+block and its second becomes settable the same way. Read as key16 only, a changed first block
+decrypts to noise, which is not JSON. The rules in wallet/hash_orders.py stop what tampering
+within the first block of a prefix `x` can still do.
+
+No padding oracle: every failure to open `x` (not Base64, not whole blocks, bad padding, not UTF-8,
+not JSON, not an object) raises the same EnvelopeError after the same work: every accepted form
+is decrypted, its padding checked without an early return, and its text parsed, valid or not.
 """
 import base64
 import binascii
+import hmac
 import json
 import os
 from decimal import Decimal
 
 from Crypto.Cipher import AES
-from Crypto.Util.Padding import pad, unpad
+from Crypto.Util.Padding import pad
 
 BLOCK = 16
+IV_MODES = {"prefix": ("prefix",), "key16": ("key16",), "accept-both": ("prefix", "key16")}
 
 
 class EnvelopeError(ValueError):
-    """`x` is not Base64, not AES under our key, or not a JSON object inside."""
+    """`x` does not open to a JSON object under this secret, in the accepted IV form(s)."""
+
+    def __init__(self):
+        super().__init__("cannot decrypt x")  # one message whatever went wrong: no oracle
 
 
 def encrypt(payload: bytes, secret: str, iv_mode: str = "prefix", iv: bytes | None = None) -> str:
-    """`x` for `payload`. A fixed `iv` (prefix mode) is for test vectors only: reusing one leaks data."""
+    """`x` for `payload`: key16 if `iv_mode` says so, else prefix (accept-both sends prefix). A
+    fixed `iv` (prefix form) is for test vectors only: reusing one leaks data."""
     key = secret.encode()
-    iv = (iv or os.urandom(BLOCK)) if iv_mode == "prefix" else key[:BLOCK]
+    key16 = iv_mode == "key16"
+    iv = key[:BLOCK] if key16 else (iv or os.urandom(BLOCK))
     sealed = AES.new(key, AES.MODE_CBC, iv).encrypt(pad(payload, BLOCK))  # PKCS7
-    return base64.b64encode((iv if iv_mode == "prefix" else b"") + sealed).decode("ascii")
+    return base64.b64encode(sealed if key16 else iv + sealed).decode("ascii")
 
 
-def decrypt(x: str, secret: str) -> dict:
-    """The JSON object inside `x`, numbers with a fraction (and NaN, Infinity) read as Decimal."""
-    try:
-        raw = base64.b64decode(x + "=" * (-len(x) % 4), validate=True)  # standard alphabet
-    except (binascii.Error, ValueError):
-        raise EnvelopeError("x is not Base64") from None
-    if not raw or len(raw) % BLOCK:
-        raise EnvelopeError("x is not whole AES blocks")
+def decrypt(x: str, secret: str, iv_mode: str) -> dict:
+    """The JSON object inside `x` in the form(s) `iv_mode` accepts (HASH_IV_MODE), numbers with a
+    fraction (and NaN, Infinity) read as Decimal. With accept-both, prefix wins if both open."""
+    raw = _base64(x)
     key = secret.encode()
-    forms = [(raw[:BLOCK], raw[BLOCK:])] if len(raw) >= 2 * BLOCK else []  # prefix
-    forms.append((key[:BLOCK], raw))                                        # key16
-    for iv, sealed in forms:
-        try:
-            value = json.loads(unpad(AES.new(key, AES.MODE_CBC, iv).decrypt(sealed), BLOCK),
-                               parse_float=Decimal, parse_constant=Decimal)
-        except (ValueError, RecursionError):  # bad padding, not UTF-8, not JSON
-            continue
-        if isinstance(value, dict):
-            return value
-    raise EnvelopeError("x does not decrypt to a JSON object under this secret")
+    opened = []
+    for form in IV_MODES[iv_mode]:
+        iv, sealed = (raw[:BLOCK], raw[BLOCK:]) if form == "prefix" else (key[:BLOCK], raw)
+        opened.append(_open(key, iv, sealed))  # every form, even after one has opened
+    found = next((value for value in opened if isinstance(value, dict)), None)
+    if found is None:
+        raise EnvelopeError()
+    return found
+
+
+def _base64(x: str) -> bytes:
+    """The bytes of standard Base64 (padding optional); b"" if `x` is not Base64."""
+    try:
+        return base64.b64decode(x + "=" * (-len(x) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def _open(key: bytes, iv: bytes, sealed: bytes):
+    """The JSON value inside `sealed`, or None; the same steps whatever is wrong with it.
+
+    Input that is not whole blocks is swapped for as many zero blocks, decrypted and parsed all the
+    same, and refused at the end; so are bad padding and bad text."""
+    whole = len(iv) == BLOCK and len(sealed) >= BLOCK and len(sealed) % BLOCK == 0
+    if not whole:
+        iv, sealed = bytes(BLOCK), bytes(BLOCK * max(1, len(sealed) // BLOCK))
+    plain = AES.new(key, AES.MODE_CBC, iv).decrypt(sealed)
+    text, padded = _unpad(plain)
+    try:
+        value = json.loads(text.decode("utf-8"), parse_float=Decimal, parse_constant=Decimal)
+    except (ValueError, RecursionError):  # not UTF-8 (UnicodeDecodeError is a ValueError), not JSON
+        value = None
+    return value if whole and padded else None
+
+
+def _unpad(plain: bytes) -> tuple[bytes, bool]:
+    """PKCS7: the text without its padding, and whether the padding was right. A bad pad length is
+    taken as a full block, and the pad bytes are compared in constant time, so the work does not
+    depend on where the padding is wrong."""
+    n = plain[-1]
+    length_ok = 1 <= n <= BLOCK
+    size = n if length_ok else BLOCK
+    bytes_ok = hmac.compare_digest(plain[-size:], bytes([n]) * size)
+    return plain[:-size], length_ok and bytes_ok

@@ -1,5 +1,7 @@
-"""The Hash table: orders by order_no (its DDL: wallet/hash/ddl/<dialect>.sql)."""
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, ForeignKey, SmallInteger, String, Table, Text
+"""The Hash tables: orders by order_no, and the request_ids seen inside the timestamp window (their
+DDL: wallet/hash/ddl/<dialect>.sql)."""
+from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, SmallInteger, String,
+                        Table, Text)
 
 from ..core.schema import Money, metadata
 
@@ -19,4 +21,11 @@ hash_orders = Table(
     Column("bet_info", Text, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
+)
+
+hash_requests = Table(
+    "hash_requests", metadata,
+    Column("request_id", String(128), primary_key=True),
+    Column("seen_at", DateTime, nullable=False),
+    Index("hash_requests_seen", "seen_at"),
 )

@@ -19,3 +19,11 @@ CREATE TABLE IF NOT EXISTS hash_orders (
     updated_at DATETIME(6)    NOT NULL,
     FOREIGN KEY (wallet_id) REFERENCES wallets (id)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+
+-- Hash request_ids seen within the timestamp window (HASH_TIMESTAMP_WINDOW_MS): a repeat is refused
+-- (1005). wallet/hash/orders.py purges the old rows now and then. Not part of the books.
+CREATE TABLE IF NOT EXISTS hash_requests (
+    request_id VARCHAR(128) NOT NULL PRIMARY KEY,
+    seen_at    DATETIME(6)  NOT NULL,                        -- ours, or its timestamp if later
+    INDEX hash_requests_seen (seen_at)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

@@ -18,3 +18,11 @@ CREATE TABLE IF NOT EXISTS hash_orders (
     created_at TIMESTAMP      NOT NULL,
     updated_at TIMESTAMP      NOT NULL
 );
+
+-- Hash request_ids seen within the timestamp window (HASH_TIMESTAMP_WINDOW_MS): a repeat is refused
+-- (1005). wallet/hash/orders.py purges the old rows now and then. Not part of the books.
+CREATE TABLE IF NOT EXISTS hash_requests (
+    request_id VARCHAR(128) PRIMARY KEY,
+    seen_at    TIMESTAMP    NOT NULL                         -- ours, or its timestamp if later
+);
+CREATE INDEX IF NOT EXISTS hash_requests_seen ON hash_requests (seen_at);
