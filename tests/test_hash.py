@@ -17,7 +17,8 @@ from Crypto.Cipher import AES
 from conftest import HASH_SECRET, MERCHANT_ID, TEST_CONFIG, ledger_rows, new_player
 
 from app import create_app
-from wallet import accounts, db, hash_orders
+from wallet.core import accounts
+from wallet.hash import orders as hash_orders
 from wallet.hash.blueprint import dumps
 from wallet.hash.envelope import decrypt, encrypt
 from wallet.hash import schema as hash_schema
@@ -405,12 +406,12 @@ def player_app(database_url):
 
 def requests_seen(app) -> dict:
     with app.extensions["engine"].connect() as conn:
-        return dict(conn.execute(sa.select(db.hash_requests.c.request_id, db.hash_requests.c.seen_at)).all())
+        return dict(conn.execute(sa.select(hash_schema.hash_requests.c.request_id, hash_schema.hash_requests.c.seen_at)).all())
 
 
 def remember(app, request_id, seen_at):
     with app.extensions["engine"].begin() as conn:
-        conn.execute(sa.insert(db.hash_requests).values(request_id=request_id, seen_at=seen_at))
+        conn.execute(sa.insert(hash_schema.hash_requests).values(request_id=request_id, seen_at=seen_at))
 
 
 def test_a_request_id_older_than_the_window_is_accepted_again(hash_api, player, app):
@@ -457,12 +458,13 @@ def test_an_update_that_does_not_describe_the_stored_bet_is_refused(
     changed = {"user_id": {"user_id": other_player[0]}, "currency": {"currency": "USD"},
                "amount": {"amount": 11}, "round_id": {"round_id": "72847941"},
                "entry_key": {"entry_key": "pc28-2"}}[field]
-    with caplog.at_level(logging.ERROR, logger="wallet.hash_orders"):
+    with caplog.at_level(logging.ERROR, logger="wallet.hash.orders"):
         assert hash_api.update(user_id, order, 1, prize=20, override=changed) == {
             "code": 3001, "msg": f"order_no already used with different data: {field} differs from "
                                  "the stored order"}
     assert hash_state(app) == before
-    assert [r.levelname for r in caplog.records] == ["ERROR"] and field in caplog.records[0].getMessage()
+    refusals = [r for r in caplog.records if r.name == "wallet.hash.orders"]
+    assert [r.levelname for r in refusals] == ["ERROR"] and field in refusals[0].getMessage()
     assert hash_api.update(user_id, order, 1, prize=20)["data"]["balance"] == 1010  # the real one
 
 
@@ -485,7 +487,7 @@ def test_a_repeated_final_status_with_another_result_is_refused(hash_api, player
     assert hash_api.update(user_id, order, final, **first)["code"] == 0
     assert hash_api.update(user_id, order, final, **first)["code"] == 0  # the same: a retry
     before = hash_state(app)
-    with caplog.at_level(logging.ERROR, logger="wallet.hash_orders"):
+    with caplog.at_level(logging.ERROR, logger="wallet.hash.orders"):
         assert hash_api.update(user_id, order, final, **(first | result))["code"] == 3001
     assert hash_state(app) == before
     assert next(iter(result)) in caplog.records[-1].getMessage()
@@ -497,7 +499,7 @@ def test_a_payout_over_the_multiple_of_the_stake_is_refused(hash_api, player, ap
     order = order_no()
     hash_api.add(token, user_id, order, amount=Decimal("0.01"))
     before = hash_state(app)
-    with caplog.at_level(logging.ERROR, logger="wallet.hash_orders"):
+    with caplog.at_level(logging.ERROR, logger="wallet.hash.orders"):
         assert hash_api.update(user_id, order, 1, amount=Decimal("0.01"), prize=9, bonus=Decimal("1.01")
                                ) == {"code": 3001, "msg": "order_no already used with different data: "
                                                           "payout is more than 1000 times the amount"}
