@@ -29,7 +29,7 @@ from wallet.core.audit import audit as audit_books  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 DATABASES = ("sqlite", "postgres", "mariadb")
 HP_SECRET = "test-hp-secret"
-HASH_SECRET = "0123456789abcdef0123456789abcdef"  # spec/hash.md §3.11
+HASH_SECRET = "0123456789abcdef0123456789abcdef"  # docs/hash.md §3.6
 MERCHANT_ID = "1001"
 # A sandbox that leaves the database to the test (SANDBOX_DEMO=0: no schema, no demo player) and
 # has no console (CONSOLE=0: no call_log rows) unless a test turns it on.

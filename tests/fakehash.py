@@ -1,7 +1,7 @@
 """A fake Hash Game API on loopback for the client and reconcile tests: real HTTP, our envelope.
 
 Two ways to answer:
-- `orders`, a dict order_no -> order record (spec/hash.md §6.5), served by order/list (filtered
+- `orders`, a dict order_no -> order record (docs/hash.md §5.5), served by order/list (filtered
   on bet_time by start_time / end_time, in id order, page by page, at most `max_page_size` a
   page) and order/details (the record without its `id`, or `not_found` for an order it lacks).
   `add_order` fills in a whole record the way Hash's documented example looks.
@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from wallet.hash.blueprint import dumps
 from wallet.hash.envelope import decrypt
 
-ORDER_NOT_FOUND = {"code": 3002, "msg": "order not found"}  # Hash's real code is not published (§10)
+ORDER_NOT_FOUND = {"code": 3002, "msg": "order not found"}  # Hash's real code is not published (Hash §7)
 
 
 def now_ms() -> int:
@@ -59,7 +59,7 @@ class FakeHash:
 
     def add_order(self, order_no, user_id, status=1, amount=10, prize=0, tax=0, bonus=0,
                   currency="USDT", bet_time=None, **other) -> dict:
-        """A §6.5 record in `orders`; final ones (1, 2, 4) get a reckon_time a second after the bet."""
+        """A Hash §5.5 record in `orders`; final ones (1, 2, 4) get a reckon_time a second after the bet."""
         bet_time = now_ms() - 3_600_000 if bet_time is None else bet_time  # an hour ago
         record = {
             "id": next(self._ids), "order_no": order_no, "block_id": "00000000045792",
@@ -73,7 +73,7 @@ class FakeHash:
         return record
 
     def order_list(self, plain):
-        """§6.3; without start_time / end_time, today (UTC) as the doc's default."""
+        """Hash §5.3; without start_time / end_time, today (UTC) as the doc's default."""
         today = int(datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
                     .timestamp() * 1000)
         start, end = plain.get("start_time", today), plain.get("end_time", today + 86_400_000 - 1)
@@ -84,7 +84,7 @@ class FakeHash:
         return {"code": 0, "msg": "SUCCESS", "data": {"list": page, "page": plain["page"], "page_size": size}}
 
     def order_details(self, plain):
-        """§6.4: the record without `id`."""
+        """Hash §5.4: the record without `id`."""
         record = self.orders.get(plain["order_no"])
         if record is None:
             return self.not_found

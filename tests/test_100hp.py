@@ -1,4 +1,4 @@
-"""100HP Game Flow API through the Flask app: spec/100hp.md §15 and the validation rules of §8.
+"""100HP Game Flow API through the Flask app: docs/100hp.md §7.4 (the checklist) and the rules of §4.
 
 Every test runs against YourCasino on SQLite, PostgreSQL and MariaDB, and against TestCasino in
 memory: the same answers are expected from each.
@@ -27,7 +27,7 @@ class HpWallet:
         response = self.client.post(f"/100hp/{endpoint}", json={"secret": secret, **fields})
         assert response.content_type == "application/json"
         body = response.get_json()
-        if response.status_code != 200:  # §5.6: status = errCode, body {data, message, errCode}
+        if response.status_code != 200:  # §3.5: status = errCode, body {data, message, errCode}
             assert body["errCode"] == response.status_code and set(body) == {"data", "message", "errCode"}
         return response.status_code, body
 
@@ -74,7 +74,7 @@ def hp(request, tmp_path):
     app.extensions["engine"].dispose()
 
 
-# ---- §15 checklist ------------------------------------------------------------------------------
+# ---- §7.4 checklist -----------------------------------------------------------------------------
 def test_auth_returns_the_player(hp):
     user_id, session = hp.player("1000")
     status, answer = hp.call("auth", sessionId=session)
@@ -132,7 +132,7 @@ def test_rollback_refunds_the_stored_amount_once(hp):
     _, session = hp.player("100")
     bet = tx()
     hp.call("withdrawal", sessionId=session, txId=bet, amount="40.50")
-    # an amount in a rollback request is ignored: the refund is the stored withdrawal (§8.5)
+    # an amount in a rollback request is ignored: the refund is the stored withdrawal (§4.5)
     assert hp.call("rollback", txId=bet, amount="99999", sessionId="other")[1] == {
         **hp.call("balance", sessionId=session)[1], "balance": "100.00", "sessionId": "other"}
     assert hp.call("rollback", txId=bet) == (
@@ -190,7 +190,7 @@ def test_user_id_must_match(hp):
     assert hp.call("rollback", txId=bet, userId=user_id)[0] == 200
 
 
-# ---- validation (§8 rule texts, §14.1 order) ------------------------------------------------------
+# ---- validation (§4 rule texts, §3.8 order) -------------------------------------------------------
 WITHDRAWAL_RULES = [
     ({"secret": None}, "secret must be not empty"),
     ({"secret": 42}, "secret must be a string"),
@@ -244,7 +244,7 @@ def test_settlement_rules(hp, endpoint, fields, rule):
 
 def test_validation_comes_before_the_secret_and_in_order(hp):
     _, session = hp.player()
-    # a bad field is reported even with a wrong secret (§14.1: validate, then check the secret)
+    # a bad field is reported even with a wrong secret (§3.8: validate, then check the secret)
     assert hp.call("withdrawal", secret="wrong", sessionId=session, txId="abc", amount="1")[1][
         "data"] == "txId must be a UUID"
     # several bad fields: the first in the documented order wins

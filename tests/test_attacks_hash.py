@@ -2,11 +2,11 @@
 database. Each attack worked on an earlier version; each test replays it as real byte manipulation
 of a real captured `x` and asserts that nothing moves (balance and ledger unchanged).
 
-The envelope has no MAC (Hash §3.6). In the prefix IV form, XOR-ing the IV of a captured
+The envelope has no MAC (docs/hash.md §3.1). In the prefix IV form, XOR-ing the IV of a captured
 `x` sets the first 16 bytes of its plaintext to anything (CBC: block 1 = decrypt(C1) XOR IV); a
 key16 `x` read as prefix loses its first block and its second block becomes settable the same way.
 The envelope itself can stop only the second (one IV form accepted, HASH_IV_MODE); the rest are
-stopped by the rules of wallet/hash_orders.py, and each test names the rule that stops it.
+stopped by the rules of wallet/hash/orders.py, and each test names the rule that stops it.
 
 What no rule can stop: a rewritten update sent *instead of* Hash's own (a man in the middle who
 drops the original) that still describes a stored bet, for example a loss turned into a cancel

@@ -137,7 +137,7 @@ def test_client_disconnects(app, database_url):
         time.sleep(0.5)
         assert hp(base, "rollback", txId=cut)[0] == 605
         # the whole request arrives, the client leaves before the answer: it is booked once, and
-        # the provider's rollback (§8.5: no response -> rollback) refunds it
+        # the provider's rollback (100HP §4.5: no answer -> rollback) refunds it
         gone = tx()
         body = json.dumps({"secret": HP_SECRET, "sessionId": session, "txId": gone, "amount": "10"}).encode()
         raw_request(base, "/100hp/withdrawal", body, declared_length=len(body))

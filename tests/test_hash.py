@@ -1,6 +1,6 @@
 """Hash merchant endpoints through the Flask app, on every database: the envelope (one IV form, one
 answer for every envelope that does not open), request_ids remembered for the window, the order
-lifecycle of spec/hash.md §7.2, the rules an update must pass (it describes the stored bet, a sane
+lifecycle of docs/hash.md §6.2, the rules an update must pass (it describes the stored bet, a sane
 payout, room in the balance), sessions and blocked players, and the bad-input codes, each with
 nothing written."""
 import base64
@@ -157,9 +157,9 @@ def test_insufficient_balance_and_wrong_user(hash_api, player, app):
     assert hash_api.update(user_id, order, 1, amount=9, prize=5)["code"] == 3001
 
 
-def test_payout_formula_is_a_setting(player, app):
-    app.config["HASH_PAYOUT"] = "prize-tax+bonus"
-    hash_api, (user_id, token), order = Hash(app), player, order_no()
+def test_payout_formula_is_a_setting(player_app):
+    app, (user_id, token) = player_app({"HASH_PAYOUT": "prize-tax+bonus"})
+    hash_api, order = Hash(app), order_no()
     hash_api.add(token, user_id, order)
     assert hash_api.update(user_id, order, 1, prize=20, tax=2, bonus=1)["data"]["balance"] == 1009
 
@@ -508,10 +508,9 @@ def test_a_payout_over_the_multiple_of_the_stake_is_refused(hash_api, player, ap
                            )["data"]["balance"] == Decimal("1009.99")
 
 
-def test_the_payout_multiple_is_a_setting(hash_api, player, app):
-    user_id, token = player
-    app.config["HASH_MAX_PAYOUT_MULTIPLE"] = "2"
-    order = order_no()
+def test_the_payout_multiple_is_a_setting(player_app):
+    app, (user_id, token) = player_app({"HASH_MAX_PAYOUT_MULTIPLE": "2"})
+    hash_api, order = Hash(app), order_no()
     hash_api.add(token, user_id, order)
     assert hash_api.update(user_id, order, 1, prize=21)["code"] == 3001
     assert hash_api.update(user_id, order, 1, prize=20)["data"]["balance"] == 1010

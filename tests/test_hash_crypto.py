@@ -1,4 +1,4 @@
-"""The Hash envelope (spec/hash.md §3.4): golden vectors of §3.11, interop with `openssl enc` (an
+"""The Hash envelope (docs/hash.md §3.4): golden vectors of §3.6, interop with `openssl enc` (an
 implementation independent of ours) in both IV forms and both directions, one IV form accepted
 unless accept-both, and one error for every envelope that does not open."""
 import base64

@@ -17,6 +17,7 @@ from wallet.core import schema
 from conftest import audit
 from wallet.hash.client import HashClient
 from wallet.hash.reconcile import reconcile_open_orders
+from wallet.hash.sql_wallet import SqlHashWallet
 from wallet.hash import schema as hash_schema
 
 
@@ -165,7 +166,7 @@ def test_parallel_runs_and_late_updates_refund_at_most_once(app, fake, player):
 
     def run():
         start.wait()
-        return reconcile_open_orders(engine, client, timedelta(minutes=10), "prize+bonus", {3002})
+        return reconcile_open_orders(engine, SqlHashWallet(engine), client, timedelta(minutes=10), {3002})
 
     def late_updates():
         late = Hash(app)  # its own test client in this thread

@@ -2,7 +2,8 @@
 against the real wallet on each database and a model; every answer and every balance must agree.
 
 100HP: YourCasino on the database against TestCasino in memory.
-Hash: the order rules of wallet/hash_orders.py against a dozen lines of spec/hash.md §7.2 below.
+Hash: SqlHashWallet on the database against MemoryHashWallet, and both against a dozen lines of
+the order lifecycle (docs/hash.md §6.2) below.
 """
 import uuid
 from decimal import Decimal
@@ -14,7 +15,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from conftest import DATABASES, TEST_CONFIG, new_player, prepare_database
 
 from app import create_app
-from wallet.hash import orders as hash_orders
+from wallet.hash.memory_wallet import MemoryHashWallet
 from wallet.hp100.casino import CasinoError
 from wallet.hash.orders import HashError
 from wallet.hp100.testcasino import TestCasino
@@ -97,7 +98,7 @@ def test_your_casino_agrees_with_test_casino(kind, tmp_path_factory):
 
 
 class OrderModel:
-    """spec/hash.md §7.2 in a dozen lines: what a merchant owes for each call."""
+    """docs/hash.md §6.2 in a dozen lines: what a merchant owes for each call."""
 
     def __init__(self, balance):
         self.balance, self.orders = balance, {}  # order_no -> [amount, status, debited, prize]
@@ -138,25 +139,30 @@ def test_hash_orders_agree_with_the_model(kind, tmp_path_factory):
             self.engine = self.app.extensions["engine"]
             user_id, self.token = new_player(self.app, "100", currency="USDT")
             self.user_id, self.model = int(user_id), OrderModel(Decimal(100))
+            self.memory = MemoryHashWallet()
+            self.memory.open_session(self.memory.add_player("p", {"USDT": Decimal(100)}), self.token)
+            assert self.user_id == 1  # the one player of each, on an empty database
 
-        def check(self, real, model):
-            assert (real["balance"] if isinstance(real, dict) else real) == model
+        def check(self, call, model):
+            """The same call on the SQL wallet and on the memory one: both answer as the model."""
+            answers = [outcome(lambda: call(self.app.extensions["hash_wallet"])),
+                       outcome(lambda: call(self.memory))]
+            assert [a["balance"] if isinstance(a, dict) else a for a in answers] == [model, model]
 
         @rule(order=st.sampled_from("ABCD"), amount=BET)
         def add(self, order, amount):
-            real = outcome(lambda: hash_orders.add_order(
-                self.engine, token=self.token, user_id=self.user_id, order_no=order, currency="USDT",
-                amount=amount, entry_key="e", round_id="1", bet_info="[]"))
-            self.check(real, self.model.add(order, amount))
+            self.check(lambda wallet: wallet.order_add(
+                token=self.token, user_id=self.user_id, order_no=order, currency="USDT",
+                amount=amount, entry_key="e", round_id="1", bet_info="[]"),
+                self.model.add(order, amount))
 
         @rule(order=st.sampled_from("ABCD"), amount=BET, status=st.sampled_from([0, 1, 1, 2, 3, 4]),
               prize=st.sampled_from([Decimal(0), Decimal("7.5"), Decimal(40)]))
         def update(self, order, amount, status, prize):
-            real = outcome(lambda: hash_orders.update_order(
-                self.engine, user_id=self.user_id, order_no=order, currency="USDT", amount=amount,
+            self.check(lambda wallet: wallet.order_update(
+                user_id=self.user_id, order_no=order, currency="USDT", amount=amount,
                 status=status, prize=prize, tax=Decimal(0), bonus=Decimal(0), bet_info="[]",
-                entry_key="e", round_id="1"))
-            self.check(real, self.model.update(order, amount, status, prize))
+                entry_key="e", round_id="1"), self.model.update(order, amount, status, prize))
 
         def teardown(self):
             if hasattr(self, "app"):

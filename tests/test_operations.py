@@ -40,7 +40,7 @@ def test_expire_withdrawals_refunds_stale_bets_once(app, client):
     assert f"{stale}: refunded, balance 80" in output and "1 refunded" in output
     assert young not in output and settled not in output
     assert runner.invoke(args=["expire-withdrawals"]).output.endswith("0 refunded\n")  # twice: no-op
-    assert call(client, "deposit", txId=stale, amount="5")[0] == 608  # §8.3: refunded by the casino
+    assert call(client, "deposit", txId=stale, amount="5")[0] == 608  # 100HP §6.7: refunded by the casino
     assert call(client, "rollback", txId=stale)[0] == 608
     assert "1 refunded" in runner.invoke(args=["expire-withdrawals", "--older-than", "0m"]).output
     assert call(client, "balance", sessionId=session)[1]["balance"] == "90.00"

@@ -24,9 +24,10 @@ from wallet.core import commands, db
 from wallet.settings import load_config
 
 
-def create_app(config=None, casino=None) -> Flask:
+def create_app(config=None, casino=None, hash_wallet=None) -> Flask:
     """The app. `config` overrides settings; `casino` replaces the SQL YourCasino (e.g. a
-    TestCasino): then no SQLite sandbox is built or seeded."""
+    TestCasino) and `hash_wallet` the SQL Hash storage (e.g. a MemoryHashWallet): with either, no
+    SQLite sandbox is built or seeded."""
     app = Flask(__name__)
     app.config.update(load_config(config))
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
@@ -41,7 +42,7 @@ def create_app(config=None, casino=None) -> Flask:
     guard.install(app)
     commands.register(app)
     hp100.register(app, casino)  # the 100HP endpoints at /100hp
-    hash.register(app)  # the Hash endpoints at /api/v2
+    hash.register(app, hash_wallet)  # the Hash endpoints at /api/v2
     console.install(app)  # the sandbox console at /
     app.cli.add_command(conformance)  # flask --app app conformance
     _answer_errors_in_each_providers_format(app)
@@ -56,7 +57,7 @@ def create_app(config=None, casino=None) -> Flask:
         return {"status": "ok"}
 
     sql_sandbox = (app.config["WALLET_ENV"] == "sandbox" and app.config["SANDBOX_DEMO"]
-                   and casino is None
+                   and casino is None and hash_wallet is None
                    and make_url(app.config["DATABASE_URL"]).get_backend_name() == "sqlite")
     sandbox.install(app, seed=sql_sandbox)  # the demo player, its command and its log
     engine.dispose()  # `gunicorn --preload`: no connection of the master's is shared by the workers

@@ -1,5 +1,5 @@
 """What every provider call passes through: the client address behind trusted proxies, the optional
-per-provider IP allow-lists (100HP: spec/100hp.md §3 "IP whitelisting"; Hash: spec/hash.md §2), a
+per-provider IP allow-lists (100HP: docs/100hp.md §9.6; Hash: docs/hash.md §11.6), a
 request id echoed in `X-Request-Id`, one log line per call, and MAX_BODY_BYTES on chunked bodies.
 
 The log line holds method, path, txId / order_no, result code and duration; never a secret, a token

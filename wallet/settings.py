@@ -58,7 +58,8 @@ def secret(raw) -> str:
 
 def hash_key(raw) -> str:
     if len(secret(raw)) != 32:
-        raise ValueError(f"must be 32 characters: it is the AES-256 key (Hash §3.3); it has {len(raw)}")
+        raise ValueError(f"must be 32 characters: it is the AES-256 key (docs/hash.md §3.3); "
+                         f"it has {len(raw)}")
     return raw
 
 

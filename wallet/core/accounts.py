@@ -1,7 +1,7 @@
 """Players, their per-currency wallets and their login sessions.
 
-A session token is both the 100HP `sessionId` (spec/100hp.md §7) and the Hash `token`
-(spec/hash.md §4): the casino issues it at game launch and the provider sends it back.
+A session token is both the 100HP `sessionId` (docs/100hp.md §3.4) and the Hash `token`
+(docs/hash.md §2.2): the casino issues it at game launch and the provider sends it back.
 """
 import uuid
 from datetime import timedelta

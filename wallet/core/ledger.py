@@ -1,4 +1,4 @@
-"""The only code that changes a balance (DESIGN.md, "Money").
+"""The only code that changes a balance (docs/architecture.md).
 
 `post` moves money on a wallet the caller has locked (db.lock_wallet) and appends the ledger row,
 in the caller's transaction, so the balance and its history commit together or not at all.

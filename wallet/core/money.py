@@ -1,8 +1,8 @@
 """Money on the wire: parsing and formatting of amounts, as `Decimal`, never `float`.
 
-100HP (spec/100hp.md §5.3, §7): amounts and balances are JSON strings; more than two
+100HP (docs/100hp.md §3.3): amounts and balances are JSON strings; more than two
 decimal places are truncated, never rounded (104.129 -> 104.12).
-Hash (spec/hash.md §7.4, §11): amounts are JSON numbers (float64 in the doc); we read
+Hash (docs/hash.md §6.4, §11.5): amounts are JSON numbers (float64 in the doc); we read
 them from the JSON text as `Decimal` and store up to 6 places (USDT, TRX).
 The database columns are NUMERIC(24, 6): at most 18 digits before the point.
 """
@@ -23,7 +23,7 @@ class AmountError(ValueError):
 
 
 def parse_hp_amount(text: str) -> Decimal:
-    """Parse a 100HP amount string and truncate it to cents (§5.3).
+    """Parse a 100HP amount string and truncate it to cents (docs/100hp.md §3.3).
 
     Raises AmountError for anything but a plain unsigned decimal ("10", "10.5"),
     and for more integer digits than the database column holds.
@@ -37,7 +37,7 @@ def parse_hp_amount(text: str) -> Decimal:
 
 
 def truncate_cents(value: Decimal) -> Decimal:
-    """100HP §5.3: truncate, never round, to two decimal places."""
+    """100HP §3.3: truncate, never round, to two decimal places."""
     return value.quantize(CENT, rounding=ROUND_DOWN)
 
 

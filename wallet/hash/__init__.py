@@ -2,8 +2,10 @@
 
 blueprint.py  the four endpoints: merchant-id, the envelope, timestamp, fields, {code, msg, data}
 envelope.py   AES-256-CBC, PKCS7, Base64: `x` in and out
-orders.py     the rules: users, balances and the order lifecycle, idempotent on order_no
-schema.py, ddl/ the hash_orders table
+orders.py     HashWallet: the rules (users, balances, the order lifecycle), storage abstract
+sql_wallet.py   those storage primitives on SQL: the file to copy into your stack
+memory_wallet.py  the same in memory: the model the tests hold the SQL one to
+schema.py, ddl/ the hash_orders and hash_requests tables
 audit.py, commands.py  the audit check, hash-encrypt
 client.py, reconcile.py, books.py  the Hash services client; hash-reconcile (open orders, --settled)
 launch.py     optional: `launch hash` and `games hash`
@@ -13,11 +15,15 @@ from pathlib import Path
 DDL_DIR = Path(__file__).resolve().parent / "ddl"
 
 
-def register(app) -> None:
-    """Mount the endpoints on `app`."""
+def register(app, hash_wallet=None) -> None:
+    """Mount the endpoints on `app`; `hash_wallet` replaces the SQL one (e.g. a MemoryHashWallet)."""
     from . import audit, commands, reconcile
     from .blueprint import bp, unexpected_error
+    from .sql_wallet import SqlHashWallet
 
+    app.extensions["hash_wallet"] = hash_wallet or SqlHashWallet(
+        app.extensions["engine"], formula=app.config["HASH_PAYOUT"],
+        max_payout_multiple=app.config["HASH_MAX_PAYOUT_MULTIPLE"])
     app.register_blueprint(bp)
     app.extensions["wallet.errors"]["/api/v2/"] = unexpected_error
     app.extensions["wallet.ddl"].append(DDL_DIR)

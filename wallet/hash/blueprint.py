@@ -1,9 +1,9 @@
-"""Flask blueprint for the Hash Game merchant API (spec/hash.md §3, §5): all four endpoints.
+"""Flask blueprint for the Hash Game merchant API (docs/hash.md §3, §4): all four endpoints.
 
 Per request: check the `merchant-id` header (1003), open the `{"x": ...}` envelope in the IV form
 HASH_IV_MODE names (1002, one answer for every way it can fail), check the plaintext's `timestamp`
 window (1004) and `request_id`, validate the fields (1001: every text field must be storable on
-every database, within the same limit everywhere), then hand the call to wallet/hash_orders.py,
+every database, within the same limit everywhere), then hand the call to the app's HashWallet (wallet/hash/orders.py),
 which also refuses a request_id seen within the window (1005). Answers are HTTP 200 with
 `{"code", "msg", "data"}` (§3.7), balances as JSON numbers written from the Decimal, never
 through float. This module never touches SQL.
@@ -23,7 +23,6 @@ from werkzeug.exceptions import HTTPException
 from ..core.db import DatabaseUnavailable
 from ..core.money import AmountError, parse_hash_amount
 from ..guard import address_allowed, note_reference, note_result
-from . import orders as hash_orders
 from .envelope import EnvelopeError, decrypt, encrypt
 from .orders import HashError, RequestId
 
@@ -92,7 +91,7 @@ def storable(value: str) -> bool:
 
 
 def user_id(plain) -> int:
-    """Documented as int64, int32 and string on different pages (§11): accept an int or digits."""
+    """Documented as int64, int32 and string on different pages (§11.3): accept an int or digits."""
     value = plain.get("user_id")
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
         value = int(value)
@@ -102,7 +101,7 @@ def user_id(plain) -> int:
 
 
 def round_id(plain) -> str:
-    value = plain.get("round_id")  # int64 or string, by game (§11); stored as text
+    value = plain.get("round_id")  # int64 or string, by game (§4.4); stored as text
     if type(value) is int:
         value = str(value)
     return text({"round_id": value}, "round_id", max_len=64)
@@ -122,7 +121,7 @@ BET_INFO_BYTES = 65535  # MySQL's TEXT holds 65535 bytes: the same limit on ever
 
 
 def bet_info(plain) -> str:
-    """§7.5: a JSON *string* holding a JSON array; stored verbatim."""
+    """§6.5: a JSON *string* holding a JSON array; stored verbatim."""
     value = plain.get("bet_info")
     if isinstance(value, str) and not storable(value):
         raise HashError(1001, "bet_info must be valid UTF-8 text without NUL")
@@ -143,30 +142,31 @@ def status(plain) -> int:
     return value
 
 
-# ---- endpoints (§5.1-§5.4) -------------------------------------------------------------------------
-def engine():
-    return current_app.extensions["engine"]
+# ---- endpoints (§4.1-§4.4) -------------------------------------------------------------------------
+def merchant():
+    """The app's HashWallet: SQL (wallet/hash/sql_wallet.py) unless create_app was given another."""
+    return current_app.extensions["hash_wallet"]
 
 
 @bp.post("/user/info")
 def user_info():
     plain, request_id = open_envelope()
-    return success(hash_orders.user_info(engine(), text(plain, "token"), request_id))
+    return success(merchant().user_info(text(plain, "token"), request_id))
 
 
 @bp.post("/user/balance")
 def user_balance():
     plain, request_id = open_envelope()
-    return success(hash_orders.user_balance(engine(), text(plain, "token"),
-                                            text(plain, "currency", max_len=16, default="USDT"),
-                                            request_id))
+    return success(merchant().user_balance(text(plain, "token"),
+                                           text(plain, "currency", max_len=16, default="USDT"),
+                                           request_id))
 
 
 @bp.post("/order/add")
 def order_add():
     plain, request_id = open_envelope()
-    return success(hash_orders.add_order(
-        engine(), token=text(plain, "token"), user_id=user_id(plain),
+    return success(merchant().order_add(
+        token=text(plain, "token"), user_id=user_id(plain),
         order_no=text(plain, "order_no", max_len=64),
         currency=text(plain, "currency", max_len=16, default="USDT"),  # optional, default USDT
         amount=money(plain, "amount", positive=True), entry_key=text(plain, "entry_key", max_len=64),
@@ -176,15 +176,13 @@ def order_add():
 @bp.post("/order/update")
 def order_update():
     plain, request_id = open_envelope()
-    config = current_app.config
-    return success(hash_orders.update_order(
-        engine(), user_id=user_id(plain), order_no=text(plain, "order_no", max_len=64),
+    return success(merchant().order_update(
+        user_id=user_id(plain), order_no=text(plain, "order_no", max_len=64),
         currency=text(plain, "currency", max_len=16), amount=money(plain, "amount", positive=True),
         status=status(plain), prize=money(plain, "prize"), tax=money(plain, "tax"),
         bonus=money(plain, "bonus"), bet_info=bet_info(plain),
         entry_key=text(plain, "entry_key", max_len=64), round_id=round_id(plain),
-        formula=config["HASH_PAYOUT"],
-        max_payout_multiple=int(config["HASH_MAX_PAYOUT_MULTIPLE"]), request_id=request_id))
+        request_id=request_id))
 
 
 # ---- answers (§3.7) --------------------------------------------------------------------------------

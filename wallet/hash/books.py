@@ -1,5 +1,5 @@
-"""`flask --app app hash-reconcile --settled`: our Hash books compared with Hash's (spec/hash.md §6.3,
-§6.4, §6.5). It changes nothing.
+"""`flask --app app hash-reconcile --settled`: our Hash books compared with Hash's (docs/hash.md §5.3,
+§5.4, §5.5). It changes nothing.
 
 Hash's order/list for a range of UTC days is paged through, and each order compared with our
 hash_orders row: user, currency, amount, status, and for an order settled on both sides prize,
@@ -60,7 +60,7 @@ class Day(click.ParamType):
 
 @dataclass(frozen=True)
 class HashOrder:
-    """The fields of one of Hash's order records (§6.5) that we compare."""
+    """The fields of one of Hash's order records (§5.5) that we compare."""
     order_no: str
     user_id: str
     currency: str
@@ -73,11 +73,11 @@ class HashOrder:
 
 
 def read_record(record: dict) -> HashOrder:
-    """A §6.5 record as a HashOrder; ValueError says what cannot be read. prize, tax and bonus
+    """A §5.5 record as a HashOrder; ValueError says what cannot be read. prize, tax and bonus
     may be absent (0); amount may not."""
     status = record.get("status")
     if isinstance(status, bool) or status not in STATUS_NAMES:
-        raise ValueError(f"status {status!r} is not one of §7.1")
+        raise ValueError(f"status {status!r} is not one of docs/hash.md §6.1")
     money = {}
     for name in ("amount", "prize", "tax", "bonus"):
         value = record.get(name, None if name == "amount" else 0)
@@ -91,8 +91,8 @@ def read_record(record: dict) -> HashOrder:
 
 
 def _changed_at(record: dict) -> datetime | None:
-    """§6.5 bet_time and reckon_time (0 when unsettled) are milliseconds, though documented as
-    seconds; a value under 10^12 is taken as seconds (§11)."""
+    """§5.5 bet_time and reckon_time (0 when unsettled) are milliseconds, though documented as
+    seconds; a value under 10^12 is taken as seconds (ours)."""
     stamps = [value for value in (record.get("bet_time"), record.get("reckon_time"))
               if isinstance(value, int) and not isinstance(value, bool) and value > 0]
     if not stamps:
@@ -176,7 +176,7 @@ def is_pending(ours, theirs: HashOrder | None, cutoff: datetime) -> bool:
 
 
 def listed_orders(client: HashClient, start_ms: int, end_ms: int) -> tuple[dict, dict]:
-    """§6.3, every order Hash lists for the range: ({order_no: HashOrder}, {order_no: why it is
+    """§5.3, every order Hash lists for the range: ({order_no: HashOrder}, {order_no: why it is
     unreadable}). Paged with `page`, the documented parameter (`max_id` is only inferred to be a
     cursor, and sending both could skip orders); it ends at an empty page, not a short one, since
     Hash may serve fewer than page_size. A page of orders all seen already means Hash ignores
@@ -193,7 +193,7 @@ def listed_orders(client: HashClient, start_ms: int, end_ms: int) -> tuple[dict,
         new = {str(item["order_no"]): item for item in items if str(item["order_no"]) not in seen}
         if not new:
             raise HashServiceError(f"order/list page {page} repeats orders already listed: "
-                                   "Hash's paging is not as documented (§6.3)")
+                                   "Hash's paging is not as documented (docs/hash.md §5.3)")
         seen.update(new)  # an order listed again on a later page (the list moved) is read once
         for order_no, item in new.items():
             try:

@@ -1,9 +1,9 @@
-"""A client for the Hash Game services the merchant calls (spec/hash.md §6): game/list, game/login,
+"""A client for the Hash Game services the merchant calls (docs/hash.md §5): game/list, game/login,
 order/list and order/details.
 
-Requests are wrapped as in §3.9 (timestamp, request_id, AES `x`, `merchant-id` header). The doc
+Requests are wrapped as in §3.5 (timestamp, request_id, AES `x`, `merchant-id` header). The doc
 lists these services as GET and does not say how `x` travels on a GET (§3.2): we send it as the query
-parameter `x`. Answers are accepted plain (`{"code", "msg", "data"}`) or encrypted (`{"x": ...}`),
+parameter `x` (§11.7). Answers are accepted plain (`{"code", "msg", "data"}`) or encrypted (`{"x": ...}`),
 since §3.7 leaves it open. Every failure raises HashServiceError with what went wrong.
 Not part of the wallet's core: nothing in the core imports it.
 """
@@ -21,7 +21,7 @@ from .envelope import EnvelopeError, decrypt, encrypt
 
 def launch_url(base_url: str, merchant_id: str, entry: str, currency: str, token: str, lang: str = "en",
                home_url: str | None = None, theme: str | None = None) -> str:
-    """§4: the iframe URL the merchant builds for a player; every value URL-encoded (a token's
+    """§2.2: the iframe URL the merchant builds for a player; every value URL-encoded (a token's
     `+`, `/` and `=` included). `theme` is dark or light; `home_url` is where an expired login goes."""
     params = {"merchant_id": merchant_id, "entry": entry, "currency": currency, "token": token,
               "lang": lang, "home_url": home_url, "theme": theme}
@@ -51,23 +51,23 @@ class HashClient:
                    config["HASH_IV_MODE"])
 
     def game_list(self, page: int = 1, page_size: int = 50, category: int = 1) -> dict:
-        """§6.1: {"list": [{"entry", "name", "icon"}], "page", "page_size"}."""
+        """§5.1: {"list": [{"entry", "name", "icon"}], "page", "page_size"}."""
         return self.call("api/v2/game/list", page=page, page_size=page_size, category=category)
 
     def game_login(self, entry: str, token: str, currency: str = "USDT", lang: str = "en") -> str:
-        """§6.2: the game URL for a player's token."""
+        """§5.2: the game URL for a player's token."""
         return self.call("api/v2/game/login", entry=entry, token=token, currency=currency,
                          lang=lang)["game_url"]
 
     def order_list(self, page: int = 1, page_size: int = 100, start_time: int | None = None,
                    end_time: int | None = None, max_id: int | None = None) -> dict:
-        """§6.3: orders of all players; `max_id` is a cursor (the highest id already pulled)."""
+        """§5.3: orders of all players; `max_id` is a cursor (the highest id already pulled)."""
         optional = {"start_time": start_time, "end_time": end_time, "max_id": max_id}
         return self.call("api/v2/order/list", page=page, page_size=page_size,
                          **{k: v for k, v in optional.items() if v is not None})
 
     def order_details(self, order_no: str) -> dict:
-        """§6.4: one order record, with its status (§7.1) and prize, tax, bonus."""
+        """§5.4: one order record, with its status (§6.1) and prize, tax, bonus."""
         return self.call("api/v2/order/details", order_no=order_no)
 
     def call(self, path: str, **params):

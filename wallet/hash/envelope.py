@@ -1,17 +1,17 @@
-"""The Hash Game protocol envelope (spec/hash.md §3): AES-256-CBC, PKCS7, Base64, in one field `x`.
+"""The Hash Game protocol envelope (docs/hash.md §3): AES-256-CBC, PKCS7, Base64, in one field `x`.
 
-Key: the 32-character secret as its 32 bytes (§3.3). The IV (§3.4, NOT FOUND in the doc) travels in
-one of two forms:
+Key: the 32-character secret as its 32 bytes (§3.3). The IV (§3.4; not published, our reading
+in §11.1) travels in one of two forms:
 - `prefix`: x = Base64(random IV[16] + ciphertext)
 - `key16`:  x = Base64(ciphertext), with IV = the secret's first 16 bytes
 HASH_IV_MODE names the one form accepted on the way in and used on the way out. `accept-both`
 opens either (for a sandbox while the provider's form is unknown) and sends `prefix`.
 
-Why one form only: the envelope has no MAC (§3.6), so it is not tamper-proof. In the prefix form,
+Why one form only: the envelope has no MAC (§3.1), so it is not tamper-proof. In the prefix form,
 whoever holds a captured `x` sets the first 16 bytes of its plaintext to anything by changing the
 IV (CBC: plaintext block 1 = decrypted block 1 XOR IV). A key16 `x` read as prefix loses its first
 block and its second becomes settable the same way. Read as key16 only, a changed first block
-decrypts to noise, which is not JSON. The rules in wallet/hash_orders.py stop what tampering
+decrypts to noise, which is not JSON. The rules in wallet/hash/orders.py stop what tampering
 within the first block of a prefix `x` can still do.
 
 No padding oracle: every failure to open `x` (not Base64, not whole blocks, bad padding, not UTF-8,

@@ -1,6 +1,6 @@
 """`flask --app app launch hash USER_ID` and `games hash`: the Hash iframe URL for a fresh token, or
-Hash's own from game/login, and Hash's game list (wallet/hash/client.py). Optional: delete this
-module and its line in wallet/hash/__init__.py, and the wallet is unchanged.
+Hash's own from game/login, and Hash's game list (wallet/hash/client.py; docs/hash.md §2.2, §5).
+Optional: delete this module and its line in wallet/hash/__init__.py, and the wallet is unchanged.
 """
 import click
 from flask import current_app
@@ -33,7 +33,7 @@ def _provider_errors(call):
 @click.option("--theme", type=click.Choice(["light", "dark"]), default=None)
 @click.option("--via-login", is_flag=True, help="Ask Hash's game/login instead of building the URL.")
 def launch_hash(user_id, entry, currency, lang, home_url, theme, via_login):
-    """The Hash iframe URL for a fresh token (§4), or Hash's own from game/login (§6.2)."""
+    """The Hash iframe URL for a fresh token (§2.2), or Hash's own from game/login (§5.2)."""
     config = current_app.config
     token = new_session(user_id, currency)
     if via_login:
@@ -42,7 +42,7 @@ def launch_hash(user_id, entry, currency, lang, home_url, theme, via_login):
         return
     if not config["HASH_LAUNCH_URL"]:
         raise click.ClickException("HASH_LAUNCH_URL is not set: Hash Game gives the front-end "
-                                   "address (§4), or use --via-login")
+                                   "address (docs/hash.md §2.2), or use --via-login")
     click.echo(launch_url(config["HASH_LAUNCH_URL"], config["HASH_MERCHANT_ID"], entry, currency,
                           token, lang, home_url, theme))
 

@@ -1,17 +1,17 @@
-"""`flask --app app hash-reconcile`: our Hash orders against Hash's own records (spec/hash.md §6.3,
-§6.4, §7.3). Two modes, both safe from cron while traffic flows:
+"""`flask --app app hash-reconcile`: our Hash orders against Hash's own records (docs/hash.md §5.3,
+§5.4, §6.3, §8.4). Two modes, both safe from cron while traffic flows:
 
 - open orders (the default). Hash's order/update stops after 10 tries, a minute apart, and "a
-  merchant that has been down should reconcile with order/details" (§5.4). Each order still open
-  here past that window is looked up and passed through the same `update_order` as a live
+  merchant that has been down should reconcile with order/details" (§4.4). Each order still open
+  here past that window is looked up and passed through the same `order_update` as a live
   order/update: settled, refunded, or, when Hash answers that it never recorded the order (its
   order/add timed out, or our COMMIT failed after the debit, so no update will ever come),
-  refunded as FAILED (2). `update_order` locks the wallet and is idempotent on order_no, so two
+  refunded as FAILED (2). `order_update` locks the wallet and is idempotent on order_no, so two
   runs at once, or a run and Hash's own late retry, move the money once.
 - `--settled`: the books compared, order by order and in totals per currency, for a range of
-  days (wallet/hash_books.py). It changes nothing.
+  days (wallet/hash/books.py). It changes nothing.
 
-Hash's error codes are not published (§10): which answers mean "no such order" is the one
+Hash's error codes are not published (§7): which answers mean "no such order" is the one
 predicate `says_not_found`, and anything else (a timeout, an HTTP error, an unreadable answer,
 another code) leaves the order open. Exit status: 0 done, 1 some order left open on an answer we
 cannot act on (or, with --settled, the books differ), 2 Hash could not be reached.
@@ -50,7 +50,7 @@ def says_not_found(code, data, not_found_codes) -> bool:
 
 
 def order_at_hash(client: HashClient, order_no: str, not_found_codes) -> dict | None:
-    """Hash's record of the order (§6.4), or None when Hash says it has none. HashServiceError
+    """Hash's record of the order (§5.4), or None when Hash says it has none. HashServiceError
     for everything else: `code` None means Hash could not be reached or read."""
     try:
         data = client.order_details(order_no)
@@ -90,7 +90,7 @@ def open_orders(engine, older_than: timedelta):
     return db.transaction(engine, read, write=False)
 
 
-def reconcile_order(engine, client: HashClient, order, formula: str, not_found_codes) -> Outcome:
+def reconcile_order(engine, merchant, client: HashClient, order, not_found_codes) -> Outcome:
     """Ask Hash about one open order and apply its answer."""
     try:
         record = order_at_hash(client, order.order_no, not_found_codes)
@@ -112,13 +112,13 @@ def reconcile_order(engine, client: HashClient, order, formula: str, not_found_c
                            f"{', '.join(differing)}", LEFT_OPEN)
         status, money = theirs.status, dict(prize=theirs.prize, tax=theirs.tax, bonus=theirs.bonus)
         verb = f"{'settled' if status == hash_orders.SUCCESS else 'refunded'} (Hash status {status})"
-        settled_info = record.get("bet_info")  # with each item's is_win and prize once settled (§7.5)
+        settled_info = record.get("bet_info")  # with each item's is_win and prize once settled (§6.5)
         bet_info = settled_info if isinstance(settled_info, str) and settled_info else order.bet_info
     try:  # the order's own stored values, as a live order/update must carry them
-        answer = hash_orders.update_order(
-            engine, user_id=order.player_id, order_no=order.order_no, currency=order.currency,
+        answer = merchant.order_update(
+            user_id=order.player_id, order_no=order.order_no, currency=order.currency,
             amount=order.amount, status=status, bet_info=bet_info, entry_key=order.entry_key,
-            round_id=order.round_id, formula=formula, **money)
+            round_id=order.round_id, **money)
     except HashError as exc:
         now = order_status(engine, order.order_no)
         if now in FINAL:  # Hash's own update (or another run) got there first
@@ -127,9 +127,11 @@ def reconcile_order(engine, client: HashClient, order, formula: str, not_found_c
     return Outcome(f"{order.order_no}: {verb}, balance {answer['balance']}")
 
 
-def reconcile_open_orders(engine, client: HashClient, older_than: timedelta, formula: str,
+def reconcile_open_orders(engine, merchant, client: HashClient, older_than: timedelta,
                           not_found_codes) -> list[Outcome]:
-    return [reconcile_order(engine, client, order, formula, not_found_codes)
+    """Each open order older than `older_than`, looked up at Hash and passed to `merchant` (the
+    app's HashWallet) as the order/update Hash would have sent."""
+    return [reconcile_order(engine, merchant, client, order, not_found_codes)
             for order in open_orders(engine, older_than)]
 
 
@@ -175,7 +177,8 @@ def hash_reconcile(ctx, older_than, not_found_codes, settled, first_day, last_da
         ctx.exit(hash_books.settled_command(
             engine, client, first_day or today, last_day or today, window, config["HASH_PAYOUT"],
             lambda order_no: order_at_hash(client, order_no, not_found_codes), as_json))
-    outcomes = reconcile_open_orders(engine, client, window, config["HASH_PAYOUT"], not_found_codes)
+    outcomes = reconcile_open_orders(engine, current_app.extensions["hash_wallet"], client, window,
+                                     not_found_codes)
     for outcome in outcomes:
         click.echo(outcome.line)
     left = sum(1 for outcome in outcomes if outcome.status != DONE)

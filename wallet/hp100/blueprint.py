@@ -1,9 +1,9 @@
-"""Flask blueprint for the 100HP Game Flow API (spec/100hp.md §4-§8), mounted at /100hp.
+"""Flask blueprint for the 100HP Game Flow API (docs/100hp.md §3, §4), mounted at /100hp.
 
 Per request: parse the JSON body, validate the fields in the documented order with the documented
 texts (400 `Validation error`, `data` = the rule), check the shared secret (601, constant time), then
 hand the call to the app's Casino. Every answer is JSON; an error's HTTP status equals its errCode
-(§5.6, §6.1). This module never touches SQL.
+(§3.1, §3.5). This module never touches SQL.
 """
 import hmac
 import json
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 
 
-# ---- field rules (§8: each endpoint's list of validation texts) ---------------------------------
+# ---- field rules (§4: each endpoint's list of validation texts) ---------------------------------
 def text(name, *, required=True, max_len=None):
     def check(body):
         value = body.get(name)
@@ -72,7 +72,7 @@ def amount(*, allow_zero):
     def check(body):
         value = text("amount")(body)  # amounts are JSON strings: a number is "must be a string"
         try:
-            parsed = parse_hp_amount(value)  # truncated to cents, §5.3
+            parsed = parse_hp_amount(value)  # truncated to cents, §3.3
         except AmountError as exc:
             if str(exc) == "too large":
                 raise CasinoError(400, "amount must be < 1e18") from None  # ours: the column's limit
@@ -101,7 +101,7 @@ RULES = {
 
 
 def validated(endpoint: str) -> dict:
-    """The request's fields after the endpoint's rules, then the secret check (§14.1 order)."""
+    """The request's fields after the endpoint's rules, then the secret check (§3.8 order)."""
     try:
         body = json.loads(request.get_data(cache=False))
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or absurdly nested
@@ -111,7 +111,7 @@ def validated(endpoint: str) -> dict:
     note_reference(body.get("txId"))
     fields = {rule.field: rule(body) for rule in RULES[endpoint]}
     expected = current_app.config["HP_SECRET"].encode()
-    if not hmac.compare_digest(fields["secret"].encode(), expected):  # §5.1, constant time
+    if not hmac.compare_digest(fields["secret"].encode(), expected):  # §3.2, constant time
         raise CasinoError(601)
     return fields
 
@@ -127,7 +127,7 @@ def allowed_address():
         raise CasinoError(601)  # the provider's auth error; the log line says why
 
 
-# ---- endpoints (§8.1-§8.6) -----------------------------------------------------------------------
+# ---- endpoints (§4.1-§4.6) -----------------------------------------------------------------------
 @bp.post("/auth")
 def auth():
     return casino().auth(validated("auth")["sessionId"])
@@ -162,7 +162,7 @@ def bonus_win():
     return casino().bonus_win(f["sessionId"], f["txId"], f["amount"], f["promoId"], f["userId"])
 
 
-# ---- errors (§5.6): HTTP status = errCode, body {data, message, errCode} -------------------------
+# ---- errors (§3.5): HTTP status = errCode, body {data, message, errCode} -------------------------
 @bp.errorhandler(CasinoError)
 def casino_error(exc: CasinoError):
     return error_body(exc.err_code, exc.message, exc.data)

@@ -1,12 +1,12 @@
 """100HP Game Flow operations: the rules every wallet shares (the Python port of Casino.js).
 
-Implements spec/100hp.md §8.1-§8.6 (auth, balance, withdrawal, deposit, rollback, bonusWin) with the
-duplicate rules of §5.5/§6 (607, 608, 609) and the business logic of §14.2. Inputs arrive validated
-by wallet/hp.py; amounts are Decimals already truncated to cents.
+Implements docs/100hp.md §4.1-§4.6 (auth, balance, withdrawal, deposit, rollback, bonusWin) with the
+repeat rules of §3.7 (607, 608, 609) and the decisions of §9.2-§9.4. Inputs arrive validated
+by wallet/hp100/blueprint.py; amounts are Decimals already truncated to cents.
 
 A subclass supplies the storage primitives (the abstract methods): YourCasino keeps them in SQL,
 TestCasino in memory. Every operation runs in one `atomically` call, and follows one lock order:
-the wallet row first, then the txId (DESIGN.md, "Correctness under concurrency").
+the wallet row first, then the txId (docs/100hp.md §7.2).
 """
 from abc import ABC, abstractmethod
 from datetime import datetime, timezone
@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from ..core.money import BALANCE_LIMIT, format_hp
 
-# spec/100hp.md §6: errCode -> exact message. The errCode is also the HTTP status.
+# §3.6: errCode -> exact message. The errCode is also the HTTP status.
 MESSAGES = {
     400: "Validation error",
     601: "Invalid secret key",
@@ -104,18 +104,18 @@ class Casino(ABC):
 
     # ---- Game Flow API ---------------------------------------------------------------------------
     def auth(self, session_id: str) -> dict:
-        """§8.1. Errors: 604 (also for a closed or expired session)."""
+        """§4.1. Errors: 604 (also for a closed or expired session)."""
         session = self.atomically(lambda store: self._live_session(store, session_id), write=False)
         return {**_answer(session.wallet, session.wallet.balance), "userName": session.user_name,
                 "status": session.status, "type": session.type}
 
     def balance(self, session_id: str) -> dict:
-        """§8.2. Errors: 604 (also for a closed or expired session)."""
+        """§4.2. Errors: 604 (also for a closed or expired session)."""
         session = self.atomically(lambda store: self._live_session(store, session_id), write=False)
         return _answer(session.wallet, session.wallet.balance)
 
     def withdrawal(self, session_id: str, tx_id: str, amount: Decimal, user_id: str | None = None):
-        """§8.3: debit a bet. Errors: 604 (also: session closed or expired, player blocked), 607,
+        """§4.3: debit a bet. Errors: 604 (also: session closed or expired, player blocked), 607,
         608 (the txId was rolled back before the withdrawal arrived), 603."""
         key = tx_id.lower()  # ours: a UUID is one transaction whatever its case
         def work(store):
@@ -126,7 +126,7 @@ class Casino(ABC):
             if bet is not None and bet.kind == EARLY_ROLLBACK:  # ours: the late bet never books
                 raise CasinoError(608, "txId was rolled back before this withdrawal arrived")
             if bet is not None:
-                raise CasinoError(607)  # 100HP §6: a txId is booked once, whatever happened to it
+                raise CasinoError(607)  # §3.7: a txId is booked once, whatever happened to it
             wallet = session.wallet
             if wallet.balance < amount:
                 raise CasinoError(603)
@@ -137,8 +137,8 @@ class Casino(ABC):
 
     def deposit(self, tx_id: str, amount: Decimal, session_id: str | None = None,
                 user_id: str | None = None) -> dict:
-        """§8.4: settle a bet with its win; amount 0 settles a lost round. No session needed (late
-        deposits come from 100HP's resolver, §10). Errors: 605, 608, 609; 400 if the win would take
+        """§4.4: settle a bet with its win; amount 0 settles a lost round. No session needed (late
+        deposits come from 100HP's resolver, §6.6). Errors: 605, 608, 609; 400 if the win would take
         the balance past what the wallet can hold."""
         key = tx_id.lower()
         def work(store):
@@ -150,7 +150,7 @@ class Casino(ABC):
         return self.atomically(work)
 
     def rollback(self, tx_id: str, session_id: str | None = None, user_id: str | None = None):
-        """§8.5: refund a bet. The amount is the stored withdrawal's, never the request's. No session
+        """§4.5: refund a bet. The amount is the stored withdrawal's, never the request's. No session
         needed. Errors: 605, 608, 609.
 
         A rollback of a txId never seen answers 605 as documented, and is remembered: 100HP sends it
@@ -173,7 +173,7 @@ class Casino(ABC):
 
     def bonus_win(self, session_id: str, tx_id: str, amount: Decimal, promo_id: str,
                   user_id: str | None = None) -> dict:
-        """§8.6: credit a promo / free-bet win, with no withdrawal before it. A win, not a stake: it
+        """§4.6: credit a promo / free-bet win, with no withdrawal before it. A win, not a stake: it
         is paid on a closed or expired session and to a blocked player too (ours: a win is never
         lost). Errors: 604, 607; 400 if it would take the balance past what the wallet can hold."""
         key = tx_id.lower()
@@ -189,7 +189,7 @@ class Casino(ABC):
         return self.atomically(work)
 
     def expire(self, tx_id: str) -> Decimal:
-        """§8.3 recommendation: refund a withdrawal that got neither deposit nor rollback within
+        """§4.3 recommendation, §6.7: refund a withdrawal that got neither deposit nor rollback within
         2 weeks (the casino's own rollback). A later deposit or rollback then answers 608.
         Errors: 605, 608, 609 (a deposit or rollback got there first)."""
         def work(store):
@@ -202,7 +202,7 @@ class Casino(ABC):
     # ---- shared rules ----------------------------------------------------------------------------
     def _session(self, store, session_id: str, user_id: str | None = None, lock=False) -> Session:
         session = self.find_session(store, session_id, lock)
-        # INFERRED (§14.2): a userId that is not the session's player is no session of theirs.
+        # ours (§9.2): a userId that is not the session's player is no session of theirs.
         if session is None or (user_id is not None and user_id != session.wallet.user_id):
             raise CasinoError(604)
         return session
@@ -226,11 +226,11 @@ class Casino(ABC):
         wallet = self.lock_wallet(store, bet.wallet_id)
         bet = self.find_bet(store, tx_id)  # again, under the lock: a racing call may have closed it
         if user_id is not None and user_id != wallet.user_id:
-            raise CasinoError(605)  # INFERRED (§14.2): not this player's transaction
+            raise CasinoError(605)  # ours (§9.2): not this player's transaction
         if bet.status == REFUNDED:
-            raise CasinoError(608)  # 100HP §5.5: deposit (or rollback) after a rollback
+            raise CasinoError(608)  # §3.7: deposit (or rollback) after a rollback
         if bet.status == SETTLED:
-            raise CasinoError(609)  # 100HP §5.5: rollback (or deposit) after a deposit
+            raise CasinoError(609)  # §3.7: rollback (or deposit) after a deposit
         return wallet, bet
 
 
@@ -245,5 +245,5 @@ def utcnow() -> datetime:
 
 
 def _answer(wallet: Wallet, balance: Decimal) -> dict:
-    """The fields every success body starts with; the balance truncated to cents (§5.3)."""
+    """The fields every success body starts with; the balance truncated to cents (§3.3)."""
     return {"userId": wallet.user_id, "currency": wallet.currency, "balance": format_hp(balance)}

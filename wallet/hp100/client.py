@@ -1,8 +1,8 @@
-"""A client for the 100HP Gaming API the partner calls (spec/100hp.md §9): the game list and the
+"""A client for the 100HP Gaming API the partner calls (docs/100hp.md §5): the game list and the
 launch URL. Not part of the wallet's core: nothing in the core imports it.
 
-- `GET {HP_API_URL}/games/v1/list?secret=...` (§9.1): the secret travels in the query string.
-- `POST {HP_API_URL}/games/v1/launch` (§9.2): the secret travels as `secretKey` in the JSON body.
+- `GET {HP_API_URL}/games/v1/list?secret=...` (§5.1): the secret travels in the query string.
+- `POST {HP_API_URL}/games/v1/launch` (§5.2): the secret travels as `secretKey` in the JSON body.
 Every failure raises HpApiError with 100HP's status, message and data (400, 401, 404, 424, 500), or
 status None for a transport failure.
 """
@@ -40,11 +40,12 @@ class Game:
 class HpClient:
     def __init__(self, base_url: str, secret: str, timeout: float = 10.0):
         if not base_url:
-            raise HpApiError(None, "HP_API_URL is not set: 100HP gives it as HOSTNAME_URL (§3)")
+            raise HpApiError(None, "HP_API_URL is not set: 100HP gives it as HOSTNAME_URL "
+                                   "(docs/100hp.md §2.2)")
         self.base_url, self.secret, self.timeout = base_url.rstrip("/"), secret, timeout
 
     def games(self) -> list[Game]:
-        """§9.1: every game, hidden (debug) ones included; filter on `hidden` as you need."""
+        """§5.1: every game, hidden (debug) ones included; filter on `hidden` as you need."""
         answer = self._request("GET", f"/games/v1/list?{urlencode({'secret': self.secret})}")
         if not isinstance(answer, list):
             raise HpApiError(200, "the game list is not a JSON array", answer)
@@ -52,7 +53,7 @@ class HpClient:
 
     def launch(self, session_id: str | None, game_id: str, *, demo=False, mobile=False,
                language=None, ip=None, browser=None, geo=None) -> tuple[str, dict]:
-        """§9.2: (gameUrl, the request body sent, secret masked). A real-money launch needs a fresh
+        """§5.2: (gameUrl, the request body sent, secret masked). A real-money launch needs a fresh
         sessionId (a reused one is 400 "Session already exists."); a demo needs none."""
         body = {"secretKey": self.secret, "sessionId": session_id, "gameId": game_id, "isDemo": demo,
                 "isMobile": mobile, "language": language, "ip": ip, "browser": browser, "geo": geo}

@@ -1,6 +1,6 @@
 """`flask --app app launch 100hp USER_ID GAME_ID` and `games 100hp`: from a player to a 100HP game URL
-in one step, through the Gaming API client (wallet/hp100/client.py). Optional: delete this module,
-client.py and their line in wallet/hp100/__init__.py, and the wallet is unchanged.
+in one step, through the Gaming API client (wallet/hp100/client.py; docs/100hp.md §5). Optional:
+delete this module, client.py and their line in wallet/hp100/__init__.py, and the wallet is unchanged.
 """
 import json
 
@@ -34,12 +34,12 @@ def _provider_errors(call):
 @with_appcontext
 @click.argument("user_id", type=int)
 @click.argument("game_id")
-@click.option("--demo", is_flag=True, help="Demo mode: no session, no money (§9.2).")
+@click.option("--demo", is_flag=True, help="Demo mode: no session, no money (docs/100hp.md §5.2).")
 @click.option("--mobile", is_flag=True)
 @click.option("--language", default="en", show_default=True)
 @click.option("--currency", default=None, help="The player's wallet to play from (default: the first).")
 def launch_100hp(user_id, game_id, demo, mobile, language, currency):
-    """POST /games/v1/launch with a fresh sessionId (a reused one is refused, §9.2)."""
+    """POST /games/v1/launch with a fresh sessionId (a reused one is refused, §5.2)."""
     client = _client()
     session = None if demo else new_session(user_id, currency)
     url, sent = _provider_errors(lambda: client.launch(session, game_id, demo=demo, mobile=mobile,

@@ -6,7 +6,7 @@ CREATE TABLE IF NOT EXISTS hash_orders (
     order_no   VARCHAR(64)    PRIMARY KEY,
     wallet_id  BIGINT         NOT NULL REFERENCES wallets (id),
     amount     NUMERIC(24, 6) NOT NULL CHECK (amount >= 0),
-    status     SMALLINT       NOT NULL CHECK (status BETWEEN 0 AND 4),  -- Hash §7.1
+    status     SMALLINT       NOT NULL CHECK (status BETWEEN 0 AND 4),  -- Hash §6.1
     debited    BOOLEAN        NOT NULL,                      -- false: a cancel that arrived before any add
     payout     NUMERIC(24, 6) NULL,                          -- credited on status 1
     prize      NUMERIC(24, 6) NULL,

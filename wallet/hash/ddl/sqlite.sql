@@ -6,7 +6,7 @@ CREATE TABLE IF NOT EXISTS hash_orders (
     order_no   VARCHAR(64)  NOT NULL PRIMARY KEY,
     wallet_id  BIGINT       NOT NULL REFERENCES wallets (id),
     amount     TEXT         NOT NULL CHECK (CAST(amount AS NUMERIC) >= 0),
-    status     SMALLINT     NOT NULL CHECK (status BETWEEN 0 AND 4),  -- Hash §7.1
+    status     SMALLINT     NOT NULL CHECK (status BETWEEN 0 AND 4),  -- Hash §6.1
     debited    BOOLEAN      NOT NULL,                        -- false: a cancel that arrived before any add
     payout     TEXT         NULL,                            -- credited on status 1
     prize      TEXT         NULL,

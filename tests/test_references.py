@@ -1,0 +1,131 @@
+"""Every section reference in the repository names a section the protocol guides really have.
+
+The code, the tests and the README cite the provider rules they follow as "§" references to the
+numbered `##` / `###` headings of docs/100hp.md and docs/hash.md ("### 4.3 POST /withdrawal" is
+§4.3). This test reads every *.py, *.sql and *.md file outside docs/ (and docs/architecture.md,
+docs/porting.md, docs/scaling.md, docs/openapi/*.yaml), finds each reference, and fails listing
+every one that dangles as `file:line: reference (why)`.
+
+The grammar, kept small on purpose:
+
+    reference := [doc " "] "§" number
+    doc       := "docs/100hp.md" | "100HP"  -> docs/100hp.md
+               | "docs/hash.md"  | "Hash"   -> docs/hash.md
+    number    := digits ("." digits)*        must be a heading of that doc
+
+- A reference that names no doc takes it from the reference before it when only separators stand
+  between the two (spaces, line breaks, `,` `;` `/` `-` `#`, "and", "or"): in
+  "docs/hash.md §6.4, §11.5" and "docs/100hp.md §4.1-§4.6" every number is checked in that doc.
+- Otherwise a bare reference takes the doc of the provider its file implements: wallet/hp100/,
+  conformance/hp100.py and tests/test_100hp*.py cite docs/100hp.md; wallet/hash/,
+  conformance/hash.py and tests/test_hash*.py cite docs/hash.md. Anywhere else a bare reference
+  is an error: say which doc.
+- A "§" not followed by a digit is not a reference (a regular expression, "§n.m" in prose).
+
+A second test fails if any tracked file still points outside the repository at the protocol notes
+the docs replaced: the text `../shared`, `shared/spec` or `DESIGN.md`. This file is exempt from both
+checks, since it names what it looks for.
+"""
+import os
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+THIS = Path(__file__).resolve().relative_to(ROOT).as_posix()
+GUIDES = ("100hp.md", "hash.md")
+DOC_NAMES = {"docs/100hp.md": "100hp.md", "100HP": "100hp.md", "docs/hash.md": "hash.md", "Hash": "hash.md"}
+REFERENCE = re.compile(r"(?:(?<![\w/])(docs/100hp\.md|docs/hash\.md|100HP|Hash)`?\s+)?§(\d+(?:\.\d+)*)")
+SEPARATORS = re.compile(r"[\s,;/#–-]*(?:(?:and|or)[\s,;/#–-]+)?")
+FORBIDDEN = ("../shared", "shared/spec", "DESIGN.md")
+
+
+def headings(name: str) -> set:
+    """The section numbers of one guide: "## 3. Conventions" is 3, "### 4.3 POST /withdrawal" 4.3."""
+    text = (ROOT / "docs" / name).read_text()
+    return set(re.findall(r"^#{2,3} (\d+(?:\.\d+)?)\.? ", text, re.M))
+
+
+def provider_doc(path: str) -> str | None:
+    """The guide a bare § in this file cites: the one of the provider the file implements."""
+    if path.startswith("wallet/hp100/") or path == "conformance/hp100.py" or \
+            re.match(r"tests/test_100hp\w*\.py$", path):
+        return "100hp.md"
+    if path.startswith("wallet/hash/") or path == "conformance/hash.py" or \
+            re.match(r"tests/test_hash\w*\.py$", path):
+        return "hash.md"
+    return None
+
+
+def scanned_files() -> list:
+    """*.py, *.sql and *.md outside docs/, hidden folders and caches; the non-guide docs."""
+    found = []
+    for folder, subfolders, files in os.walk(ROOT):
+        here = Path(folder).relative_to(ROOT).as_posix()
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith((".", "__"))
+                               and not (here == "." and name == "docs"))
+        found += [f"{here}/{name}".removeprefix("./") for name in sorted(files)
+                  if name.endswith((".py", ".sql", ".md"))]
+    docs = ROOT / "docs"
+    found += [f"docs/{name}" for name in ("architecture.md", "porting.md", "scaling.md")
+              if (docs / name).exists()]
+    found += sorted(f"docs/openapi/{path.name}" for path in (docs / "openapi").glob("*.yaml"))
+    return [path for path in found if path != THIS]
+
+
+def dangling(path: str, text: str, sections: dict) -> list:
+    """`path:line: reference (why)` for each reference of `text` that names no heading."""
+    problems, doc, end = [], None, None
+    for match in REFERENCE.finditer(text):
+        named, number = match.group(1), match.group(2)
+        if named:
+            doc = DOC_NAMES[named]
+        elif end is None or not SEPARATORS.fullmatch(text, end, match.start()):
+            doc = provider_doc(path)  # not part of a list that began with a doc's name
+        end = match.end()
+        line = text.count("\n", 0, match.start()) + 1
+        where = f"{path}:{line}: {match.group(0)}"
+        if doc is None:
+            problems.append(f"{where} (bare §, and this file belongs to no provider: name the doc)")
+        elif number not in sections[doc]:
+            problems.append(f"{where} (docs/{doc} has no section {number})")
+    return problems
+
+
+def test_every_section_reference_names_a_heading_of_its_guide():
+    sections = {name: headings(name) for name in GUIDES}
+    problems = []
+    for path in scanned_files():
+        problems += dangling(path, (ROOT / path).read_text(encoding="utf-8", errors="replace"), sections)
+    assert not problems, f"{len(problems)} dangling reference(s):\n" + "\n".join(problems)
+
+
+def test_the_reference_grammar():
+    """The rules of the docstring, on made-up lines (so a change to the grammar shows here first)."""
+    sections = {"100hp.md": {"3", "4.1", "4.3", "4.6"}, "hash.md": {"3.4", "6.4", "11.5"}}
+    assert dangling("wallet/core/x.py", "docs/100hp.md §4.3, Hash §3.4; 100HP §4.1-§4.6", sections) == []
+    assert dangling("wallet/core/x.py", "(docs/hash.md §6.4,\n# §11.5 and §3.4)", sections) == []
+    assert dangling("wallet/hp100/x.py", "§4.3; Hash §3.4, §6.4", sections) == []
+    assert dangling("tests/test_hash_e2e.py", "§11.5 and 100HP §3", sections) == []
+    assert dangling("wallet/core/x.py", "see r'§(\\d+)' and §n.m", sections) == []
+    assert dangling("wallet/core/x.py", "Hash §3.4 says\nso (§4.3)", sections) == [
+        "wallet/core/x.py:2: §4.3 (bare §, and this file belongs to no provider: name the doc)"]
+    assert dangling("wallet/hash/x.py", "§4.3 or 100HP §15.6-7, §4.3.2", sections) == [
+        "wallet/hash/x.py:1: §4.3 (docs/hash.md has no section 4.3)",
+        "wallet/hash/x.py:1: 100HP §15.6 (docs/100hp.md has no section 15.6)",
+        "wallet/hash/x.py:1: §4.3.2 (docs/hash.md has no section 4.3.2)"]
+
+
+def tracked_files() -> list:
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+    return [path for path in listed.stdout.decode().split("\0") if path and path != THIS]
+
+
+def test_nothing_points_outside_the_repository():
+    problems = []
+    for path in tracked_files():
+        if not (ROOT / path).is_file():
+            continue  # deleted in the working tree, not yet committed
+        for number, line in enumerate((ROOT / path).read_bytes().decode("utf-8", "replace").splitlines(), 1):
+            problems += [f"{path}:{number}: {word}" for word in FORBIDDEN if word in line]
+    assert not problems, "mentions of notes outside the repository:\n" + "\n".join(problems)

@@ -1,0 +1,108 @@
+"""SqlHashWallet: the Hash rules of wallet/hash/orders.py on SQL, against wallet/hash/schema.py.
+
+The storage primitives of HashWallet written with SQLAlchemy Core; every balance change goes
+through wallet/core/ledger.py, in the transaction of wallet/core/db.py. The file to copy, beside
+orders.py, into your own stack.
+"""
+from sqlalchemy import and_, bindparam, delete, insert, select, update
+
+from ..core import db, ledger
+from ..core.schema import players, sessions, utcnow, wallets
+from .orders import HashWallet, Order, Session, Wallet
+from .schema import hash_orders, hash_requests
+
+# The statements, built once (SQLAlchemy caches their compiled form).
+_SESSION_COLUMNS = (sessions.c.player_id, players.c.name, players.c.status, sessions.c.expires_at,
+                    sessions.c.closed_at)
+SESSION = (select(*_SESSION_COLUMNS).select_from(sessions.join(players))
+           .where(sessions.c.token == bindparam("token")))
+# A bet's wallet lock: the session's wallet in the bet's currency (as YourCasino's, FOR UPDATE OF;
+# MariaDB, which has no OF, locks the joined rows too; SQLite is locked whole by BEGIN IMMEDIATE).
+SESSION_WALLET_LOCKED = (
+    select(*_SESSION_COLUMNS, wallets.c.id, wallets.c.currency, wallets.c.balance)
+    .select_from(sessions.join(players).join(wallets, and_(
+        wallets.c.player_id == sessions.c.player_id, wallets.c.currency == bindparam("currency"))))
+    .where(sessions.c.token == bindparam("token")).with_for_update(of=wallets))
+WALLET_IN = select(wallets).where(wallets.c.player_id == bindparam("player_id"),
+                                  wallets.c.currency == bindparam("currency"))
+WALLET = select(wallets).where(wallets.c.id == bindparam("wallet_id"))
+PLAYER_EXISTS = select(players.c.id).where(players.c.id == bindparam("player_id"))
+ORDER = select(*(hash_orders.c[name] for name in Order._fields)).where(
+    hash_orders.c.order_no == bindparam("order_no"))
+ADD_ORDER = insert(hash_orders)
+CLOSE_ORDER = (
+    update(hash_orders).where(hash_orders.c.order_no == bindparam("order")).values(
+        status=bindparam("new_status"), payout=bindparam("credited"), prize=bindparam("new_prize"),
+        tax=bindparam("new_tax"), bonus=bindparam("new_bonus"), bet_info=bindparam("info"),
+        updated_at=bindparam("at")))
+REQUEST_SEEN = select(hash_requests.c.seen_at).where(hash_requests.c.request_id == bindparam("id"))
+ADD_REQUEST = insert(hash_requests)
+FORGET_ONE = delete(hash_requests).where(hash_requests.c.request_id == bindparam("id"),
+                                         hash_requests.c.seen_at < bindparam("before"))
+FORGET_ALL = delete(hash_requests).where(hash_requests.c.seen_at < bindparam("before"))
+
+
+class SqlHashWallet(HashWallet):
+    def __init__(self, engine, **rules):
+        super().__init__(**rules)
+        self.engine = engine
+
+    def atomically(self, work, write=True):
+        return db.transaction(self.engine, work, write=write)
+
+    def find_session(self, conn, token):
+        row = conn.execute(SESSION, {"token": token}).first()
+        return None if row is None else _session(row)
+
+    def lock_session_wallet(self, conn, token, currency):
+        row = conn.execute(SESSION_WALLET_LOCKED, {"token": token, "currency": currency}).first()
+        return None if row is None else (_session(row), _wallet(row))
+
+    def find_wallet(self, conn, player_id, currency):
+        row = conn.execute(WALLET_IN, {"player_id": player_id, "currency": currency}).first()
+        return None if row is None else _wallet(row)
+
+    def lock_wallet(self, conn, wallet_id):
+        return _wallet(db.lock_wallet(conn, wallet_id))
+
+    def wallet_by_id(self, conn, wallet_id):
+        return _wallet(conn.execute(WALLET, {"wallet_id": wallet_id}).first())
+
+    def player_exists(self, conn, player_id):
+        return conn.execute(PLAYER_EXISTS, {"player_id": player_id}).first() is not None
+
+    def find_order(self, conn, order_no):
+        row = conn.execute(ORDER, {"order_no": order_no}).first()
+        return None if row is None else Order(*row)
+
+    def insert_order(self, conn, order):
+        now = utcnow()
+        conn.execute(ADD_ORDER, {**order._asdict(), "created_at": now, "updated_at": now})
+
+    def close_order(self, conn, order_no, status, payout, prize, tax, bonus, bet_info):
+        conn.execute(CLOSE_ORDER, {"order": order_no, "new_status": status, "credited": payout,
+                                   "new_prize": prize, "new_tax": tax, "new_bonus": bonus,
+                                   "info": bet_info, "at": utcnow()})
+
+    def move(self, conn, wallet, amount, op, order_no):
+        return ledger.post(conn, wallet, amount, provider="hash", op=op, ref=order_no)
+
+    def request_seen_at(self, conn, request_id):
+        return conn.execute(REQUEST_SEEN, {"id": request_id}).scalar()
+
+    def remember_request(self, conn, request_id, seen_at):
+        conn.execute(ADD_REQUEST, {"request_id": request_id, "seen_at": seen_at})
+
+    def forget_requests(self, conn, before, request_id=None):
+        if request_id is None:
+            conn.execute(FORGET_ALL, {"before": before})
+        else:
+            conn.execute(FORGET_ONE, {"id": request_id, "before": before})
+
+
+def _session(row) -> Session:
+    return Session(row.player_id, row.name, row.status, row.expires_at, row.closed_at is not None)
+
+
+def _wallet(row) -> Wallet:
+    return Wallet(row.id, row.player_id, row.currency, row.balance)
