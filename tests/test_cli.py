@@ -34,20 +34,24 @@ def test_demo_prints_working_ids(app):
 
 def test_sandbox_starts_with_zero_configuration(tmp_path):
     """`gunicorn app:app` in an empty folder-like setting: schema created, demo seeded and logged,
-    and the logged curl commands work when pasted."""
+    the logged curl commands work when pasted, and the next start logs the same session again."""
     url = f"sqlite:///{tmp_path}/wallet.db"
-    with gunicorn(url, workers=2, extra_env={"SANDBOX_DEMO": "1", "CONSOLE": "auto", "HP_SECRET": "hp-sandbox-secret"}
-                  ) as base:
-        log = open(f"/tmp/gunicorn-{base.rsplit(':', 1)[1]}.log").read()
-        commands = [line.strip() for line in log.splitlines() if line.strip().startswith("curl ")]
-        assert len(commands) == 3 and log.count("sandbox seeded") == 1  # once, whatever the workers
-        outputs = [json.loads(subprocess.run(c.replace("http://127.0.0.1:8000", base), shell=True,
-                                             capture_output=True, text=True, check=True).stdout)
-                   for c in commands]
-        assert outputs[0]["balance"] == "1000.00"
-        assert outputs[1]["balance"] == "990.00"
-        assert outputs[2]["balance"] == "1015.50"
-        assert post_json(base, "/100hp/auth", {"secret": "x", "sessionId": "y"})[0] == 601
+    sandbox = {"SANDBOX_DEMO": "1", "CONSOLE": "auto", "HP_SECRET": "hp-sandbox-secret"}
+    sessions = []
+    for start in (1, 2):
+        with gunicorn(url, workers=1, extra_env=sandbox) as base:
+            log = open(f"/tmp/gunicorn-{base.rsplit(':', 1)[1]}.log").read()
+            assert log.count("sandbox ready") == 1
+            sessions.append(log.split("session (100HP sessionId, Hash token): ")[1].split()[0])
+            commands = [line.strip() for line in log.splitlines() if line.strip().startswith("curl ")]
+            assert len(commands) == 3
+            if start == 1:
+                outputs = [json.loads(subprocess.run(c.replace("http://127.0.0.1:8000", base), shell=True,
+                                                     capture_output=True, text=True, check=True).stdout)
+                           for c in commands]
+                assert [o["balance"] for o in outputs] == ["1000.00", "990.00", "1015.50"]
+            assert post_json(base, "/100hp/auth", {"secret": "x", "sessionId": "y"})[0] == 601
+    assert sessions[0] == sessions[1]  # still live: the same demo session, printed at every start
 
 
 def test_production_refuses_sandbox_secrets():
