@@ -16,6 +16,7 @@ from conformance.cli import conformance
 from wallet import cli, console, db, guard, hash_reconcile, hp, launch
 from wallet import hash as hash_api
 from wallet.your_casino import YourCasino
+from wallet import metrics  # optional: GET /metrics
 
 SANDBOX_DEFAULTS = {
     "DATABASE_URL": "sqlite:///wallet.db",
@@ -85,6 +86,7 @@ def create_app(config=None, casino=None) -> Flask:
     for command in (launch.launch, launch.games):        # optional: delete with launch.py, *_client.py
         app.cli.add_command(command)
     console.install(app)                                # optional: the sandbox console at /
+    metrics.install(app)                                # optional: delete with wallet/metrics.py
 
     @app.errorhandler(Exception)
     def protocol_error(exc):
