@@ -28,7 +28,8 @@ from dbservers import SERVICE_USER, free_port
 class Node(dbservers.Server):
     """A dbservers.Server on `port` in its own process group, with `kill()` (SIGKILL to the whole
     group) and `query()`; `extra` attributes are kept (a PostgreSQL node's `pgdata`)."""
-    BASE_URLS = {"postgres": "postgresql+psycopg://wallet@127.0.0.1:{}", "mariadb": "mysql+pymysql://root@127.0.0.1:{}"}
+    BASE_URLS = {"postgres": "postgresql+psycopg://wallet@127.0.0.1:{}",
+                 "mariadb": "mysql+pymysql://root@127.0.0.1:{}"}
 
     def __init__(self, kind, port, argv, datadir, **extra):
         self.port = port
