@@ -450,8 +450,8 @@ def test_failover_under_traffic(pg_pair, tmp_path, capsys):
     with capsys.disabled():
         print(f"\nfailover: {len(during)} calls; promoted {promoted - killed:.2f} s after the kill; "
               f"calls succeeded again {back - killed:.2f} s after it; {len(failed)} answered 702 / 5000 "
-              f"(slowest {max(c.ended - c.started for c in failed):.2f} s); {len(journal.calls) - len(during)} "
-              f"recovery calls")
+              f"(slowest {max(c.ended - c.started for c in failed):.2f} s); "
+              f"{len(journal.calls) - len(during)} recovery calls")
 
 
 # ---- MariaDB Galera: three nodes ------------------------------------------------------------------
@@ -493,7 +493,8 @@ def test_galera_a_commit_refused_by_certification_is_retried(galera, caplog):
                         break
                 time.sleep(0.05)
         finished.append(len(runs))  # every statement of this run went through: what fails is COMMIT
-    aborts_before = sum(galera.status("wsrep_local_bf_aborts")) + sum(galera.status("wsrep_local_cert_failures"))
+    aborts_before = sum(galera.status("wsrep_local_bf_aborts")) + sum(
+        galera.status("wsrep_local_cert_failures"))
     db.transaction(node2, top_up_on_node2)
     assert runs == [1, 2] and finished == [1, 2]
     # one retry, of error 1213 (SQLSTATE 40001): wallet/db.py names it "deadlock" by its errno, or
