@@ -19,6 +19,7 @@ from conformance.cli import conformance  # optional: the conformance kit
 from wallet import console  # optional: the sandbox console
 from wallet import hash  # Hash API-v2
 from wallet import hp100  # 100HP Game Flow API
+from wallet import metrics  # optional: Prometheus metrics at /metrics
 from wallet import guard, sandbox
 from wallet.core import commands, db
 from wallet.settings import load_config
@@ -44,6 +45,7 @@ def create_app(config=None, casino=None, hash_wallet=None) -> Flask:
     hp100.register(app, casino)  # the 100HP endpoints at /100hp
     hash.register(app, hash_wallet)  # the Hash endpoints at /api/v2
     console.install(app)  # the sandbox console at /
+    metrics.install(app)  # GET /metrics
     app.cli.add_command(conformance)  # flask --app app conformance
     _answer_errors_in_each_providers_format(app)
 

@@ -131,6 +131,7 @@ SETTINGS = {
     "LOCK_TIMEOUT_MS": ("2000", whole_number(1, 60_000)),
     "CALL_DEADLINE_MS": ("2500", whole_number(1, 60_000)),
     "SESSION_LIFETIME_MINUTES": ("1440", whole_number(1, 525_600)),
+    "METRICS_ALLOWED_IPS": ("127.0.0.1/32,::1", networks),
 }
 SANDBOX_DEFAULTS = {name: default for name, (default, _) in SETTINGS.items()}
 HTTPS_IN_PRODUCTION = ("HP_API_URL", "HASH_API_URL", "HASH_LAUNCH_URL")  # they carry secrets and tokens

@@ -60,7 +60,8 @@ def make_engine(url: str, limits: Limits = Limits()):
     No pool_pre_ping (a round trip per call): a connection found dead is invalidated with the rest
     of the pool, and the call is retried on a fresh one (`transaction`).
     """
-    backend = make_url(url).get_backend_name()
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
     if backend == "sqlite":
         engine = create_engine(url, hide_parameters=True)
         _set_up_sqlite(engine, limits)
@@ -71,7 +72,11 @@ def make_engine(url: str, limits: Limits = Limits()):
         _on_connect(engine, "SET SESSION innodb_lock_wait_timeout = "
                             f"{_whole_seconds(limits.lock_timeout)}")
     else:
-        engine = create_engine(url, hide_parameters=True, isolation_level="READ COMMITTED")
+        # psycopg prepares a statement on the server after its 5th run: behind PgBouncer's
+        # transaction pooling the next run may land on another server connection, where it does
+        # not exist. Unprepared, every statement runs anywhere (docs/scaling.md, PgBouncer).
+        driver = {"connect_args": {"prepare_threshold": None}} if parsed.get_driver_name() == "psycopg" else {}
+        engine = create_engine(url, hide_parameters=True, isolation_level="READ COMMITTED", **driver)
         _on_connect(engine, f"SET lock_timeout = {int(limits.lock_timeout * 1000)}")
     engine.wallet_limits = limits
     return engine
@@ -257,8 +262,8 @@ def _retry_reason(exc) -> str | None:
     if exc.connection_invalidated:
         return "connection lost"
     orig = exc.orig
-    codes = (getattr(orig, "sqlstate", None),                     # psycopg (PyMySQL's is HY000)
-             orig.args[0] if orig is not None and orig.args else None)  # PyMySQL's errno
+    codes = (orig.args[0] if orig is not None and orig.args else None,  # PyMySQL's errno
+             getattr(orig, "sqlstate", None))                           # psycopg's SQLSTATE
     for code in codes:
         if isinstance(code, (str, int)) and code in _RETRYABLE:
             return _RETRYABLE[code]

@@ -1,0 +1,155 @@
+"""Prometheus metrics at `GET /metrics` (prometheus-client). Optional: delete this module and its
+line in app.py, and the wallet is unchanged.
+
+What a scrape shows:
+- `wallet_calls_total{provider, operation, result}`: provider calls by result code (100HP: the
+  errCode, which is the HTTP status; Hash: the `code` of the answer), so 702 / 5000 are visible;
+- `wallet_call_duration_seconds{provider, operation}`: a latency histogram;
+- `wallet_db_retries_total{reason}`: transaction runs that wallet/db.py retried (deadlock, Galera
+  certification conflict, lock timeout, unique race, serialization failure, connection lost), and
+  `wallet_db_deadline_passed_total`: calls that ran out of CALL_DEADLINE_MS. Both are counted from
+  db.py's own log records on logger `wallet.db` (their `retry_reason` / `deadline_passed`
+  fields), so they count only while that logger passes INFO records (the app's default);
+- `wallet_open_bets{provider, older_than_seconds}`: 100HP withdrawals and Hash orders still open,
+  and `wallet_database_up`: read from the database at scrape time, one query per provider.
+  Open 100HP bets are found by the (status, created_at) index; open Hash orders by a scan of
+  hash_orders, which has no index on status.
+
+gunicorn: each worker is a process with counters of its own. Set PROMETHEUS_MULTIPROC_DIR to an
+empty directory that the workers can write (empty it before each start of gunicorn): each worker
+then writes its counters to files there, and a scrape, answered by any worker, sums them
+(prometheus-client's multiprocess mode). No gunicorn hook is needed: this module has no live
+gauges, which is all `mark_process_dead` cleans up; a dead worker's counts stay in the sums.
+Without the variable the counters are the answering process's own (one process: `flask run`).
+
+Access: METRICS_ALLOWED_IPS (wallet/settings.py: addresses / CIDR ranges, default 127.0.0.1/32,::1;
+empty = any), checked like HP_ALLOWED_IPS, behind PROXY_COUNT proxies; others get 403.
+"""
+import logging
+import os
+import time
+from datetime import timedelta
+
+from flask import Blueprint, Response, abort, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import case, func, select
+
+from .core.schema import metadata, utcnow
+from .guard import RESULT, PROVIDERS, address_allowed, provider_of
+
+OPEN_BET_AGES = (0, 60, 600, 3600, 86400)  # seconds: "open", "open for over a minute", ...
+
+COUNTERS = CollectorRegistry()  # this process's metrics (gunicorn: written to the multiprocess files)
+CALLS = Counter("wallet_calls", "Provider calls by result code", ["provider", "operation", "result"],
+                registry=COUNTERS)
+DURATION = Histogram("wallet_call_duration_seconds", "Provider call latency", ["provider", "operation"],
+                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=COUNTERS)
+RETRIES = Counter("wallet_db_retries", "Transaction runs retried by wallet/db.py, by reason", ["reason"],
+                  registry=COUNTERS)
+DEADLINES = Counter("wallet_db_deadline_passed", "Calls whose CALL_DEADLINE_MS passed (702 / 5000)",
+                    registry=COUNTERS)
+
+bp = Blueprint("metrics", __name__)
+
+
+def install(app) -> None:
+    """The /metrics view, the call counting middleware and the wallet.db log counter. Call it
+    after the providers' blueprints are registered: their routes are the `operation` labels."""
+    operations = {rule.rule for rule in app.url_map.iter_rules() if provider_of(rule.rule)}
+    app.wsgi_app = CallMetrics(app.wsgi_app, operations)
+    app.register_blueprint(bp)
+    db_log = logging.getLogger("wallet.core.db")
+    if not any(isinstance(handler, RetryCounter) for handler in db_log.handlers):  # once a process
+        db_log.addHandler(RetryCounter())
+
+
+class CallMetrics:
+    """WSGI middleware: counts each provider call by result and times it. Paths that are no
+    route are counted as operation "other", so a scan of random URLs adds no new series."""
+
+    def __init__(self, wsgi_app, operations: set):
+        self.wsgi_app, self.operations = wsgi_app, operations
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        provider = provider_of(path)
+        if provider is None:
+            return self.wsgi_app(environ, start_response)
+        started, status = time.perf_counter(), ""
+
+        def start(status_line, headers, exc_info=None):
+            nonlocal status
+            status = status_line
+            return start_response(status_line, headers, exc_info)
+
+        body = self.wsgi_app(environ, start)
+        prefix = next(prefix for prefix, name in PROVIDERS.items() if name == provider)
+        operation = path[len(prefix):] if path in self.operations else "other"
+        result = str(environ.get(RESULT, status[:3]))  # Hash's code; else the HTTP status (100HP)
+        CALLS.labels(provider, operation, result).inc()
+        DURATION.labels(provider, operation).observe(time.perf_counter() - started)
+        return body
+
+
+class RetryCounter(logging.Handler):
+    """Counts wallet/db.py's retry and deadline log records (their `extra` fields)."""
+
+    def emit(self, record):
+        reason = getattr(record, "retry_reason", None)
+        if reason:
+            RETRIES.labels(reason).inc()
+        if getattr(record, "deadline_passed", False):
+            DEADLINES.inc()
+
+
+class OpenBets:
+    """A collector that reads the open bets from the database at scrape time."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def collect(self):
+        up = GaugeMetricFamily("wallet_database_up", "1 if the scrape's database queries answered")
+        bets = GaugeMetricFamily("wallet_open_bets", "100HP withdrawals and Hash orders still open, "
+                                 "by minimum age", labels=["provider", "older_than_seconds"])
+        try:
+            for provider, counts in self._counts():
+                for age, count in zip(OPEN_BET_AGES, counts):
+                    bets.add_metric([provider, str(age)], int(count or 0))  # SUM of nothing: NULL
+            up.add_metric([], 1)
+        except Exception:  # the metrics must answer when the database does not: that is when they matter
+            current_app.logger.warning("metrics: the database did not answer", exc_info=True)
+            up.add_metric([], 0)
+            yield up
+            return
+        yield up
+        yield bets
+
+    def _counts(self):
+        now = utcnow()
+        with self.engine.connect() as conn:
+            for provider, name, open_statuses in (("100hp", "hp_transactions", ["open"]),
+                                                  ("hash", "hash_orders", [0, 3])):  # pending
+                table = metadata.tables.get(name)  # there only if that provider is registered
+                if table is None:
+                    continue
+                is_open = table.c.status.in_(open_statuses)
+                older = [func.sum(case((table.c.created_at <= now - timedelta(seconds=age), 1), else_=0))
+                         for age in OPEN_BET_AGES]
+                yield provider, list(conn.execute(select(*older).where(is_open)).one())
+
+
+@bp.get("/metrics")
+def metrics():
+    config = current_app.config
+    if not address_allowed(config["METRICS_ALLOWED_IPS"], config["PROXY_COUNT"]):
+        abort(403)
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)  # every worker's files, summed
+    else:
+        registry.register(COUNTERS)
+    registry.register(OpenBets(current_app.extensions["engine"]))
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
