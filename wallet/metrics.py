@@ -5,10 +5,10 @@ What a scrape shows:
 - `wallet_calls_total{provider, operation, result}`: provider calls by result code (100HP: the
   errCode, which is the HTTP status; Hash: the `code` of the answer), so 702 / 5000 are visible;
 - `wallet_call_duration_seconds{provider, operation}`: a latency histogram;
-- `wallet_db_retries_total{reason}`: transaction runs that wallet/db.py retried (deadlock, Galera
+- `wallet_db_retries_total{reason}`: transaction runs that wallet/core/db.py retried (deadlock, Galera
   certification conflict, lock timeout, unique race, serialization failure, connection lost), and
   `wallet_db_deadline_passed_total`: calls that ran out of CALL_DEADLINE_MS. Both are counted from
-  db.py's own log records on logger `wallet.db` (their `retry_reason` / `deadline_passed`
+  db.py's own log records on logger `wallet.core.db` (their `retry_reason` / `deadline_passed`
   fields), so they count only while that logger passes INFO records (the app's default);
 - `wallet_open_bets{provider, older_than_seconds}`: 100HP withdrawals and Hash orders still open,
   and `wallet_database_up`: read from the database at scrape time, one query per provider.
@@ -46,7 +46,7 @@ CALLS = Counter("wallet_calls", "Provider calls by result code", ["provider", "o
                 registry=COUNTERS)
 DURATION = Histogram("wallet_call_duration_seconds", "Provider call latency", ["provider", "operation"],
                      buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=COUNTERS)
-RETRIES = Counter("wallet_db_retries", "Transaction runs retried by wallet/db.py, by reason", ["reason"],
+RETRIES = Counter("wallet_db_retries", "Transaction runs retried by wallet/core/db.py, by reason", ["reason"],
                   registry=COUNTERS)
 DEADLINES = Counter("wallet_db_deadline_passed", "Calls whose CALL_DEADLINE_MS passed (702 / 5000)",
                     registry=COUNTERS)
@@ -55,7 +55,7 @@ bp = Blueprint("metrics", __name__)
 
 
 def install(app) -> None:
-    """The /metrics view, the call counting middleware and the wallet.db log counter. Call it
+    """The /metrics view, the call counting middleware and the wallet.core.db log counter. Call it
     after the providers' blueprints are registered: their routes are the `operation` labels."""
     operations = {rule.rule for rule in app.url_map.iter_rules() if provider_of(rule.rule)}
     app.wsgi_app = CallMetrics(app.wsgi_app, operations)
@@ -94,7 +94,7 @@ class CallMetrics:
 
 
 class RetryCounter(logging.Handler):
-    """Counts wallet/db.py's retry and deadline log records (their `extra` fields)."""
+    """Counts wallet/core/db.py's retry and deadline log records (their `extra` fields)."""
 
     def emit(self, record):
         reason = getattr(record, "retry_reason", None)

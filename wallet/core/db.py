@@ -226,7 +226,7 @@ def _writers_queue(engine, write: bool, wait: float):
         return
     lock = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)  # its own per call: excludes threads too
     try:
-        give_up, pause = time.monotonic() + wait, 0.0005
+        give_up, pause = time.monotonic() + wait, 0.0001
         while True:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -235,7 +235,7 @@ def _writers_queue(engine, write: bool, wait: float):
                 if time.monotonic() >= give_up:
                     raise LockWaitTimeout(f"the SQLite writers' queue was busy for {wait:g} s") from None
                 time.sleep(pause)
-                pause = min(pause * 2, 0.004)
+                pause = min(pause * 2, 0.0005)  # the lock is held for about half a millisecond
         yield
     finally:
         os.close(lock)  # releases the lock, after COMMIT or ROLLBACK

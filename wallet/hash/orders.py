@@ -1,13 +1,13 @@
-"""Hash Game no-transfer wallet rules (spec/hash.md §5, §7): users, balances and the order lifecycle.
+"""Hash Game no-transfer wallet rules (docs/hash.md §4, §6): users, balances and the order lifecycle.
 
 `HashWallet` holds the rules every Hash wallet shares, as 100HP's Casino does; a subclass supplies
 the storage primitives (the abstract methods): SqlHashWallet (wallet/hash/sql_wallet.py) keeps
 them in SQL, MemoryHashWallet (wallet/hash/memory_wallet.py) in memory, for the tests' model and
 for porting.
 
-Idempotent on `order_no` (§7.3): order/add debits once; order/update status 1 credits the payout
+Idempotent on `order_no` (§6.3): order/add debits once; order/update status 1 credits the payout
 once, 2 and 4 refund the stake once, 0 and 3 move no money; a final order never changes state.
-The error codes are ours: the provider's table was NOT FOUND (§10). The README repeats this table.
+The error codes are ours: Hash has not published its table (§7). The README repeats this table.
 
 The rules, as a call meets them (each is ours unless a section is named):
 - request_id (§3.8 asks for "a unique ID"): a request_id seen within the timestamp window
@@ -35,7 +35,7 @@ The rules, as a call meets them (each is ours unless a section is named):
   wallet/hash/envelope.py) from being applied to another order, or as a second, different result.
 - a settle pays at most HASH_MAX_PAYOUT_MULTIPLE (default 1000) times the stake, else 3001 and an
   ERROR log line. Only the top-level amount and payout are used: bet_info's odds are not, since
-  the doc's own example (§7.5: amount 1, odds 200 meaning 2.00x, prize 200) does not agree with
+  the doc's own example (§6.5: amount 1, odds 200 meaning 2.00x, prize 200) does not agree with
   itself on their units.
 - a credit that would take a balance to 1e18 or more (wallet/core/ledger.py BalanceLimit) is refused
   1001 "amount would take the balance over the wallet's limit", nothing written.
@@ -70,7 +70,7 @@ CODES = {
     5000: "internal error",
 }
 
-PENDING, SUCCESS, FAILED, PENDING_SETTLEMENT, CANCELLED = 0, 1, 2, 3, 4  # Hash §7.1
+PENDING, SUCCESS, FAILED, PENDING_SETTLEMENT, CANCELLED = 0, 1, 2, 3, 4  # §6.1
 FINAL = (SUCCESS, FAILED, CANCELLED)
 DEFAULT_MAX_PAYOUT_MULTIPLE = 1000  # HASH_MAX_PAYOUT_MULTIPLE
 PURGE_EVERY = 100  # calls of one process between two purges of old request_ids
@@ -127,7 +127,7 @@ class RequestId(NamedTuple):
 
 
 def payout(prize: Decimal, tax: Decimal, bonus: Decimal, formula: str = "prize+bonus") -> Decimal:
-    """What a settled (status 1) order pays. INFERRED (§7.2): `prize` is "tax included", so by
+    """What a settled (status 1) order pays. Ours (§11.4): `prize` is "tax included", so by
     default we credit prize + bonus and keep tax for reporting; HASH_PAYOUT=prize-tax+bonus if Hash
     confirms that prize is gross. Never negative."""
     amount = prize + bonus - (tax if formula == "prize-tax+bonus" else 0)
@@ -197,9 +197,9 @@ class HashWallet(ABC):
     def forget_requests(self, store, before: datetime, request_id: str | None = None) -> None:
         """Forget the request_ids seen before `before` (only `request_id`, if given)."""
 
-    # ---- the merchant endpoints (§5.1-§5.4) --------------------------------------------------------
+    # ---- the merchant endpoints (§4.1-§4.4) --------------------------------------------------------
     def user_info(self, token: str, request_id: RequestId | None = None) -> dict:
-        """§5.1. Errors: 1005, 2001."""
+        """§4.1. Errors: 1005, 2001."""
         def work(store):
             self._claim(store, request_id)
             return _may_play(self._session(store, token))
@@ -207,7 +207,7 @@ class HashWallet(ABC):
         return {"user_id": session.player_id, "username": session.name, "avatar": ""}
 
     def user_balance(self, token: str, currency: str, request_id: RequestId | None = None) -> dict:
-        """§5.2. Errors: 1005, 2001, 2003."""
+        """§4.2. Errors: 1005, 2001, 2003."""
         def work(store):
             self._claim(store, request_id)
             return self._wallet(store, _may_play(self._session(store, token)).player_id, currency)
@@ -217,7 +217,7 @@ class HashWallet(ABC):
 
     def order_add(self, *, token, user_id, order_no, currency, amount, entry_key, round_id, bet_info,
             request_id: RequestId | None = None) -> dict:
-        """§5.3 order/add: debit a bet once. A repeat with the same data answers success again
+        """§4.3 order/add: debit a bet once. A repeat with the same data answers success again
         without a second debit; a repeat with other data is 3001. Errors: 1005, 2001, 2002, 2003,
         3001."""
         def work(store):
@@ -242,8 +242,8 @@ class HashWallet(ABC):
 
     def order_update(self, *, user_id, order_no, currency, amount, status, prize, tax, bonus, bet_info,
                entry_key, round_id, request_id: RequestId | None = None) -> dict:
-        """§5.4 order/update: apply a status change once (Hash retries every minute, up to 10
-        times, §7.3). Errors: 1001 (balance limit), 1005, 2001, 2003, 3001, 3002, 3003."""
+        """§4.4 order/update: apply a status change once (Hash retries every minute, up to 10
+        times, §6.3). Errors: 1001 (balance limit), 1005, 2001, 2003, 3001, 3002, 3003."""
         sent = {"user_id": user_id, "currency": currency, "amount": amount, "round_id": round_id,
                 "entry_key": entry_key}
 
@@ -256,7 +256,7 @@ class HashWallet(ABC):
             if order is None:
                 if status not in (FAILED, CANCELLED):
                     raise HashError(3002)
-                # §7.2 advice: a cancel for an order never debited is a no-op, recorded so that a
+                # §6.2 advice: a cancel for an order never debited is a no-op, recorded so that a
                 # late order/add with this order_no is refused (3001) instead of taking a bet Hash
                 # dropped.
                 self.insert_order(store, Order(order_no, wallet.id, amount, status, False, None,
