@@ -409,7 +409,7 @@ def cases() -> list:
             "Hash §5.3 (amount float64)", ours="a bet is > 0, with at most 6 decimals, a JSON number"),
         Case("text no database can store (a lone surrogate, NUL) is refused", [
             refused(placing(order_no=lambda t: uuid.uuid4().hex + "\ud800"), 1001),
-            refused(placing(username="a\x00b"), 1001),
+            refused(placing(entry_key="pc28\x001"), 1001),
             refused(placing(bet_info='[{"key":"\ud800"}]'), 1001)],
             "Hash §5.3", ours="such text is refused 1001"),
         Case("an update whose data differ from its order's is refused", [

@@ -120,8 +120,8 @@ def run_100hp(args) -> int:
     results = runner.run(hp100.cases(), target, strict=args.strict, concurrency=not args.no_concurrency,
                          options={name for name, value in options.items() if value}, only=args.only)
     after = _quietly(target.balance)
-    note = (f"balance before {before}, after {after} (the cases leave it as they found it, "
-            f"but for a cent per bonusWin and the lost round's cent)")
+    note = (f"balance before {before}, after {after} (on a wallet that passes, the cases end where they "
+            f"started, but for a cent per bonusWin and the lost round's cent)")
     return finish(args, f"100HP conformance: {args.url}", "conformance.100hp", results, note)
 
 
@@ -149,7 +149,7 @@ def run_hash(args) -> int:
     results = runner.run(hash_cases.cases(), target, strict=args.strict, concurrency=not args.no_concurrency,
                          options={"--second-token"} if args.second_token else set(), only=args.only)
     after = _quietly(target.balance)
-    note = f"balance before {before}, after {after} (the cases leave it as they found it)"
+    note = f"balance before {before}, after {after} (on a wallet that passes, the cases end where they started)"
     return finish(args, f"Hash conformance: {args.url}", "conformance.hash", results, note)
 
 
