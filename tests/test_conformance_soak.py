@@ -2,11 +2,9 @@
 players, timeouts then rollbacks, late rollbacks and repeated deposits, Hash's retried updates).
 Against this wallet on real gunicorn nothing is lost or doubled, and the books audit clean; against
 a wallet that pays a repeated deposit again, the soak says money was doubled."""
-from conftest import HASH_SECRET, HP_SECRET, MERCHANT_ID, gunicorn
+from conftest import HASH_SECRET, HP_SECRET, MERCHANT_ID, audit, gunicorn
 from test_conformance import kit, memory_wallet, sql_players
 from test_conformance_mutants import SettlesTwice
-
-from wallet.audit import audit
 
 MINUTES = "0.1"  # six seconds a provider
 

@@ -13,7 +13,7 @@ from contextlib import closing
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from wallet.casino import WITHDRAWAL, Bet, Casino, CasinoError, Session, Wallet, utcnow
+from wallet.hp100.casino import WITHDRAWAL, Bet, Casino, CasinoError, Session, Wallet, utcnow
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS sessions (

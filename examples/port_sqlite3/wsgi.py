@@ -6,9 +6,9 @@ in-memory SQLite, so nothing of this repository's schema is created in the casin
 """
 import os
 
-from app import create_app
 from examples.port_sqlite3.port_casino import PortCasino
+from wallet import create_app
 
 casino = PortCasino(os.environ.get("CASINO_DB", "casino.db"))
 casino.init()
-app = create_app({"DATABASE_URL": "sqlite://", "WALLET_ENV": "port-example", "CONSOLE": "0"}, casino=casino)
+app = create_app({"DATABASE_URL": "sqlite://", "SANDBOX_DEMO": "0", "CONSOLE": "0"}, casino=casino)
