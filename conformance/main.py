@@ -110,7 +110,7 @@ def main(argv=None) -> int:
 def run_100hp(args) -> int:
     target = hp100.Target(args.url, args.secret, args.session, args.timeout)
     target.user_id = _start_100hp(target, args.session, "--session")["userId"]
-    before = _funded(lambda: target.balance(), hp100.FUNDS_NEEDED, "the test player")
+    before = _funded(target.balance, hp100.FUNDS_NEEDED, "the test player")
     options = {"--second-session": args.second_session, "--blocked-session": args.blocked_session,
                "--closed-session": args.closed_session}
     if args.second_session:
@@ -127,7 +127,7 @@ def run_100hp(args) -> int:
 
 def _start_100hp(target, session, option) -> dict:
     try:
-        sent, (status, body, _) = target.call("auth", {"sessionId": session})
+        _, (status, body, _) = target.call("auth", {"sessionId": session})
     except OSError as exc:
         raise CannotStart(f"{target.url}/auth did not answer: {exc}") from None
     if status != 200 or not isinstance(body, dict) or not isinstance(body.get("userId"), str):
@@ -142,7 +142,7 @@ def run_hash(args) -> int:
     target = hash_cases.Target(args.url, args.merchant_id, args.secret, args.token, args.currency,
                                args.iv_mode, args.timeout)
     target.user_id = _start_hash(target, args.token, "--token")
-    before = _funded(lambda: target.balance(), hash_cases.FUNDS_NEEDED, "the test player")
+    before = _funded(target.balance, hash_cases.FUNDS_NEEDED, "the test player")
     if args.second_token:
         target.second_token = args.second_token
         target.second_user = _start_hash(target, args.second_token, "--second-token")
@@ -170,7 +170,7 @@ def _start_hash(target, token, option) -> int:
 def _funded(balance, needed: Decimal, who: str) -> Decimal:
     try:
         have = balance()
-    except (CaseFailed, OSError) as exc:
+    except (CaseFailed, OSError, ArithmeticError) as exc:  # ArithmeticError: not a decimal
         raise CannotStart(f"the balance of {who}: {getattr(exc, 'expected', exc)} {getattr(exc, 'got', '')}") \
             from None
     if have < needed:
@@ -181,7 +181,7 @@ def _funded(balance, needed: Decimal, who: str) -> Decimal:
 def _quietly(balance):
     try:
         return balance()
-    except (CaseFailed, OSError) as exc:
+    except (CaseFailed, OSError, ArithmeticError) as exc:
         return f"unknown ({exc})"
 
 
