@@ -1,2 +1,6 @@
-"""Conformance kit: the providers' side of each protocol, played against any wallet URL
-(`flask --app app conformance 100hp|hash ...`). Depends on the wallet's core, never the reverse."""
+"""Conformance kit: the providers' side of each protocol, played against any wallet URL.
+
+`python -m conformance 100hp|hash|soak ...` (conformance/main.py), from a checkout with only
+conformance/requirements.txt installed: the kit imports nothing from the wallet, so it tests
+yours, in any language, as it tests this one. `flask --app app conformance ...` is an alias.
+"""

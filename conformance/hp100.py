@@ -1,191 +1,453 @@
-"""100HP conformance: the cases of spec/100hp.md §15, played against any Game Flow API wallet.
+"""100HP conformance: 100HP's side of the Game Flow API (auth, balance, withdrawal, deposit,
+rollback, bonusWin), played against any wallet.
 
 Each case is data: requests with the fields that differ from the defaults (the secret and the test
-session are added to every request), the status and `data` the spec expects, and how the player's
-balance must move (`delta`), checked against the balance the wallet itself reports. Every answer is
-also checked for §5.6: HTTP status = errCode, body {data, message, errCode}, JSON content type.
-The cases leave the player's balance as it was, but for one cent of bonusWin (§15.19).
+session are added to every request unless a step leaves them out), the status and `data` expected,
+and how the player's balance must move (`delta`), checked against the balance the wallet itself
+reports. Every answer is also checked for 100HP's format: HTTP status = errCode, an error body
+{data, message, errCode} with the message of 100HP's table, JSON content type, balances as strings
+with two decimals.
+
+Where a rule comes from: the provider's documentation (field rules, error codes and their order,
+the duplicate rules), or this project's decisions where the documentation is silent (a case with
+`ours=`; its failures are warnings unless --strict). A case leaves the balance as it found it: it
+settles what it bet, and its clean-up rolls back any bet still open, pass or fail (bonusWin cases
+credit a cent each: a win cannot be taken back; the lost round costs a cent).
 """
 import json
-import re
+import threading
 from decimal import ROUND_DOWN, Decimal
 
-from wallet.hp100.casino import MESSAGES
-
 from .http import post
-from .runner import Case, at_once, check
+from .runner import OURS, PROVIDER, Case, CaseFailed, at_once
 
+# 100HP's error table: errCode -> message (the errCode is also the HTTP status).
+MESSAGES = {
+    400: "Validation error",
+    601: "Invalid secret key",
+    603: "Insufficient balance",
+    604: "Session not found",
+    605: "Transaction not found",
+    607: "Transaction already exists",
+    608: "Transaction already refunded",
+    609: "Transaction already settled",
+    702: "Internal Server Error",
+}
+INTERNAL_ERROR_TEXTS = ("Internal Server Error", "Internal wallet error")  # 702: both appear in the docs
 FUNDS_NEEDED = Decimal("20.00")
-_CENTS = re.compile(r"-?[0-9]+\.[0-9]{2}\Z")
+MASK = "***"
 
 
 class Target:
-    def __init__(self, url, secret, session, second_session=None):
-        self.url, self.secret = url.rstrip("/"), secret
-        self.session, self.second_session = session, second_session
-        self.second_user = None
+    """The wallet under test, as 100HP sees it: a URL, the shared secret, a test player's session.
+    It remembers the bets a case left open (a withdrawal answered 200, not yet settled) so that
+    the case's clean-up can roll them back."""
 
-    def call(self, endpoint, fields: dict):
+    def __init__(self, url, secret, session, timeout=15.0):
+        self.url, self.secret, self.session, self.timeout = url.rstrip("/"), secret, session, timeout
+        self.user_id = None                       # the test player's userId (from /auth)
+        self.second_session = self.second_user = None
+        self.blocked_session = self.closed_session = None
+        self.open_bets = {}                       # txId as sent -> its sessionId
+        self._lock = threading.Lock()
+
+    def call(self, endpoint, fields: dict, raw: bytes | None = None):
+        """POST one request: the secret and the test session, then `fields` (None leaves a field
+        out). Returns (the request as sent, with a sent secret masked; (status, body, type))."""
         body = {k: v for k, v in {"secret": self.secret, "sessionId": self.session, **fields}.items()
                 if v is not None}
-        got = post(f"{self.url}/{endpoint}", json.dumps(body).encode())
-        sent = {"endpoint": f"/{endpoint}", **body, "secret": "***"}
+        got = post(f"{self.url}/{endpoint}", raw if raw is not None else json.dumps(body).encode(),
+                   timeout=self.timeout)
+        if raw is not None:
+            sent = {"endpoint": f"/{endpoint}", "body": raw.decode("utf-8", "replace")}
+        else:
+            sent = {"endpoint": f"/{endpoint}", **body}
+            if body.get("secret") == self.secret:
+                sent["secret"] = MASK  # it was sent; its value is not for the report
+        self._track(endpoint, body, got[0])
         return sent, got
 
-    def balance(self) -> Decimal:
-        sent, (status, body, _) = self.call("balance", {})
-        check(status == 200 and isinstance(body, dict) and "balance" in body, sent, [status, body],
-              "200 with the test session's balance (is the session still valid?)")
+    def _track(self, endpoint, body, status):
+        tx_id = body.get("txId")
+        if status != 200 or not isinstance(tx_id, str):
+            return
+        with self._lock:
+            if endpoint == "withdrawal":
+                self.open_bets[tx_id] = body.get("sessionId")
+            elif endpoint in ("deposit", "rollback"):
+                settled = [t for t in self.open_bets if t.lower() == tx_id.lower()]
+                for t in ([tx_id] if tx_id in self.open_bets else settled[:1]):
+                    del self.open_bets[t]
+
+    def balance(self, session=None) -> Decimal:
+        sent, got = self.call("balance", {"sessionId": session or self.session})
+        status, body, _ = got
+        if status != 200 or not isinstance(body, dict) or "balance" not in body:
+            raise CaseFailed(sent, got, "200 with the session's balance (is the session still valid?)")
         return Decimal(body["balance"])
 
+    # ---- the runner's hooks ----
+    def begin_case(self):
+        with self._lock:
+            self.open_bets.clear()
 
-def resolve(value, ids, target):
+    def clean_up(self) -> list[str]:
+        """Roll back the bets the case left open; what could not be rolled back, said."""
+        left = []
+        for tx_id in list(self.open_bets):
+            try:
+                _, (status, body, _) = self.call("rollback", {"txId": tx_id, "sessionId": None})
+            except OSError as exc:
+                status, body = None, str(exc)
+            if status != 200:
+                left.append(f"withdrawal {tx_id}: the clean-up's rollback answered {status} "
+                            f"{json.dumps(body, default=str)}")
+                self.open_bets.pop(tx_id, None)
+        return left
+
+
+# ---- values in the cases: "$NAME" is resolved per case ---------------------------------------------
+def resolve(value, ctx):
+    """$T1.. a fresh txId per case ($T1:upper, the same in upper case); $S the test session, $U its
+    userId; $S2/$U2 the second player's; $OTHER a userId that is not the test player's; $BLOCKED,
+    $CLOSED the sessions given by option; $WRONG a wrong secret; $OVER more than the balance."""
     if not isinstance(value, str) or not value.startswith("$"):
         return value
-    if value == "$S2":
-        return target.second_session
-    if value == "$U2":
-        return target.second_user
-    if value == "$OVER":  # more than the player has
-        return format(target.balance() + 1, "f")
-    return ids[value[1:]]
+    t = ctx.target
+    named = {"$S": t.session, "$U": t.user_id, "$S2": t.second_session, "$U2": t.second_user,
+             "$BLOCKED": t.blocked_session, "$CLOSED": t.closed_session, "$WRONG": "not-the-secret"}
+    if value in named:
+        return named[value]
+    if value == "$OTHER":
+        return t.second_user or f"not-{t.user_id}"
+    if value == "$OVER":
+        return format(t.balance() + 1, "f")
+    name, _, form = value[1:].partition(":")
+    return ctx.ids[name].upper() if form == "upper" else ctx.ids[name]
 
 
-def send(endpoint, status=200, data="", delta=None, echo=None, has=(), **fields):
-    """A step: one request, its expected status (and `data` for a 400), the balance move."""
-    def step(target, ids):
-        values = {k: resolve(v, ids, target) for k, v in fields.items()}
-        before = target.balance() if delta is not None else None
-        sent, got = target.call(endpoint, values)
-        verify(sent, got, status, data)
-        answer = got[1]
-        for name in has:
-            check(name in answer, sent, got, f"the field {name} in the answer")
-        for name, expected in (echo or {}).items():
-            expected = target.session if expected == "$S" else resolve(expected, ids, target)
-            check(answer.get(name) == expected, sent, got, f"{name} echoed: {expected}")
-        if status == 200:
-            check(isinstance(answer.get("balance"), str) and _CENTS.match(answer["balance"]), sent, got,
-                  'balance as a string with two decimals, e.g. "104.23" (§5.3)')
+def send(endpoint, status=200, data=None, delta=None, echo=None, has=(), rule=None, data_rule=None,
+         money_rule=None, balance_of=None, raw=None, **fields):
+    """A step: one request; its expected status, `data` (an error's exact text; None: any text),
+    the balance move `delta` (of the test player, or of `balance_of`'s session). `rule`,
+    `data_rule`, `money_rule`: whose rule each expectation is (default: the case's)."""
+    def step(ctx):
+        target = ctx.target
+        values = {k: resolve(v, ctx) for k, v in fields.items()}
+        watched = resolve(balance_of, ctx) if balance_of else target.session
+        before = target.balance(watched) if delta is not None else None
+        sent, got = target.call(endpoint, values, raw)
+        answer_format(ctx, sent, got)
+        code, answer, _ = got
+        ctx.check(code == status, sent, got, f"HTTP {status} {MESSAGES.get(status, 'OK')}", rule)
+        if status != 200 and code == status and data is not None:
+            ctx.check(answer.get("data") == data, sent, got, f'data "{data}"', data_rule or rule)
+        if code == 200:
+            for name in has:
+                ctx.check(name in answer, sent, got, f"the field {name} in the answer", rule)
+            for name, expected in (echo or {}).items():
+                expected = resolve(expected, ctx)
+                ctx.check(answer.get(name) == expected, sent, got, f"{name} echoed: {expected}", rule)
         if delta is not None:
-            own = values.get("sessionId", target.session) == target.session
-            after = Decimal(answer["balance"]) if status == 200 and own else target.balance()
+            same_session = values.get("sessionId", target.session) == watched
+            after = (Decimal(answer["balance"]) if code == 200 and same_session
+                     else target.balance(watched))
             want = before + Decimal(delta)
-            check(after == want, sent, got, f"balance {want:.2f} ({before:.2f} {'+' if Decimal(delta) >= 0 else '-'}"
-                  f" {abs(Decimal(delta)):.2f}; amounts truncated to cents, never rounded), "
-                  f"the wallet reports {after:.2f}")
+            ctx.check(after == want, sent, got,
+                      f"balance {want:.2f} ({before:.2f} {'+' if Decimal(delta) >= 0 else '-'} "
+                      f"{abs(Decimal(delta)):.2f}; amounts truncated to cents, never rounded), "
+                      f"the wallet reports {after:.2f}", money_rule)
     return step
 
 
-def verify(sent, got, status, data=""):
-    """§5.6 for every answer: the status, and for an error the exact body."""
+def answer_format(ctx, sent, got):
+    """100HP's format, for every answer (a provider's rule in every case)."""
     code, body, content_type = got
-    check(content_type.startswith("application/json"), sent, got, "Content-Type: application/json")
-    check(code == status, sent, got, f"HTTP {status}" + (f" {MESSAGES[status]}" if status != 200 else ""))
-    if status != 200:
-        check(body == {"data": data, "message": MESSAGES[status], "errCode": status}, sent, got,
-              f'the body {{"data": "{data}", "message": "{MESSAGES[status]}", "errCode": {status}}}')
+    ctx.check(content_type.startswith("application/json"), sent, got,
+              "Content-Type: application/json, on errors too", PROVIDER)
+    if code == 200:
+        ctx.check(isinstance(body, dict) and isinstance(body.get("balance"), str)
+                  and _two_decimals(body["balance"]), sent, got,
+                  'balance as a string with two decimals, e.g. "104.23"', PROVIDER)
+        return
+    message = MESSAGES.get(code)
+    ctx.check(isinstance(body, dict) and set(body) == {"data", "message", "errCode"}
+              and body["errCode"] == code and isinstance(body["data"], str)
+              and (body["message"] == message or code == 702 and body["message"] in INTERNAL_ERROR_TEXTS),
+              sent, got, 'an error body {"data": str, "message": <the code\'s message>, "errCode": N} '
+              "whose errCode is the HTTP status, N one of 100HP's codes", PROVIDER)
 
 
-def parallel_duplicates(target, ids):
+def _two_decimals(text: str) -> bool:
+    whole, _, cents = text.lstrip("-").partition(".")
+    return whole.isdigit() and len(cents) == 2 and cents.isdigit()
+
+
+# ---- steps that send several requests at once -----------------------------------------------------
+def parallel_duplicates(ctx):
+    target = ctx.target
     before = target.balance()
-    calls = [lambda: target.call("withdrawal", {"txId": ids["T1"], "amount": "1"})] * 10
-    results = at_once(calls)
+    results = at_once([lambda: target.call("withdrawal", {"txId": ctx.ids["T1"], "amount": "1"})] * 10)
     statuses = sorted(got[0] for _, got in results)
-    check(statuses == [200] + [607] * 9, results[0][0], statuses, "one 200 and nine 607")
-    send("rollback", txId="$T1", delta="1")(target, ids)
-    check(target.balance() == before, None, str(target.balance()), f"balance back to {before}")
+    ctx.check(statuses == [200] + [607] * 9, results[0][0], statuses, "one 200 and nine 607")
+    ctx.check(target.balance() == before - 1, None, str(target.balance()), f"balance {before - 1}: one debit")
 
 
-def parallel_beyond_balance(target, ids):
+def parallel_rollbacks(ctx):
+    target = ctx.target
+    send("withdrawal", txId="$T1", amount="3", delta="-3")(ctx)
+    before = target.balance()
+    results = at_once([lambda: target.call("rollback", {"txId": ctx.ids["T1"]})] * 10)
+    statuses = sorted(got[0] for _, got in results)
+    ctx.check(statuses == [200] + [608] * 9, results[0][0], statuses, "one 200 and nine 608")
+    ctx.check(target.balance() == before + 3, None, str(target.balance()), f"balance {before + 3}: one refund")
+
+
+def parallel_beyond_balance(ctx):
+    target = ctx.target
     before = target.balance()
     amount = (before / 4).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
     names = [f"P{i}" for i in range(6)]
-    results = at_once([lambda n=n: target.call("withdrawal", {"txId": ids[n], "amount": str(amount)})
+    results = at_once([lambda n=n: target.call("withdrawal", {"txId": ctx.ids[n], "amount": str(amount)})
                        for n in names])
     statuses = [got[0] for _, got in results]
     after = target.balance()
-    check(statuses.count(200) == 4 and statuses.count(603) == 2, results[0][0], statuses,
-          f"four 200 and two 603: six bets of {amount} on a balance of {before}")
-    check(after == before - 4 * amount and after >= 0, None, str(after), f"balance {before - 4 * amount}")
-    for name, status in zip(names, statuses):
-        if status == 200:
-            target.call("rollback", {"txId": ids[name]})
+    ctx.check(sorted(statuses) == [200] * 4 + [603] * 2, results[0][0], statuses,
+              f"four 200 and two 603: six bets of {amount} on a balance of {before}")
+    ctx.check(after == before - 4 * amount, None, str(after), f"balance {before - 4 * amount}")
 
 
-def deposit_racing_rollback(target, ids):
-    send("withdrawal", txId="$T1", amount="2", delta="-2")(target, ids)
+def deposit_racing_rollback(ctx):
+    target = ctx.target
+    send("withdrawal", txId="$T1", amount="2", delta="-2")(ctx)
     before = target.balance()
     (_, deposit), (_, rollback) = at_once([
-        lambda: target.call("deposit", {"txId": ids["T1"], "amount": "2"}),
-        lambda: target.call("rollback", {"txId": ids["T1"]})])
+        lambda: target.call("deposit", {"txId": ctx.ids["T1"], "amount": "2"}),
+        lambda: target.call("rollback", {"txId": ctx.ids["T1"]})])
     outcome = (deposit[0], rollback[0])
-    check(outcome in ((200, 609), (608, 200)), None, outcome,
-          "exactly one wins; the loser names the winner: (200, 609) or (608, 200)")
-    check(target.balance() == before + 2, None, str(target.balance()), f"balance {before + 2}")
+    ctx.check(outcome in ((200, 609), (608, 200)), None, outcome,
+              "exactly one wins; the loser names the winner: (200, 609) or (608, 200)")
+    ctx.check(target.balance() == before + 2, None, str(target.balance()), f"balance {before + 2}")
 
 
-def cases(second_session: bool) -> list:
-    found = [
-        Case("§15.1 auth returns the player", [send("auth", has=("userId", "currency", "balance", "userName"))]),
-        Case("§15.2 a wrong secret is 601", [send("auth", secret="$WRONG", status=601)]),
-        Case("§15.3 an unknown session is 604", [send("auth", sessionId="$T9", status=604)]),
-        Case("§15.4 sessionId rules", [
+def not_json(endpoint, raw: bytes):
+    return send(endpoint, status=400, raw=raw)
+
+
+# ---- the cases ----------------------------------------------------------------------------------------
+def cases() -> list:
+    W, D, R, B = "withdrawal", "deposit", "rollback", "bonusWin"
+    return [
+        # auth and balance (§8.1, §8.2)
+        Case("auth returns the player", [send("auth", has=("userId", "currency", "balance", "userName"))],
+             "100HP §8.1"),
+        Case("balance returns the balance", [send("balance", has=("userId", "currency", "balance"))],
+             "100HP §8.2"),
+        Case("a wrong secret is 601", [send("auth", secret="$WRONG", status=601),
+                                       send(W, txId="$T1", amount="1", secret="$WRONG", status=601, delta="0")],
+             "100HP §5.1"),
+        Case("an unknown session is 604", [send("auth", sessionId="$T9", status=604),
+                                           send(W, sessionId="$T9", txId="$T1", amount="1", status=604)],
+             "100HP §8.1, §8.3"),
+        Case("secret rules", [
+            send("auth", secret=None, status=400, data="secret must be not empty"),
+            send("auth", secret=12345, status=400, data="secret must be a string"),
+            send(W, txId="$T1", amount="1", secret=None, status=400, data="secret must be not empty", delta="0")],
+            "100HP §8.1 validation texts"),
+        Case("sessionId rules", [
             send("auth", sessionId=None, status=400, data="sessionId must be not empty"),
             send("auth", sessionId="s" * 256, status=400, data="sessionId must be <= 255 characters"),
-            send("auth", sessionId=12345, status=400, data="sessionId must be a string")]),
-        Case("§15.5 balance", [send("balance", has=("userId", "currency", "balance"))]),
-        Case("§15.6-7 a withdrawal truncates to cents, its repeat is 607", [
-            send("withdrawal", txId="$T1", amount="10.129", delta="-10.12",
-                 echo={"txId": "$T1", "sessionId": "$S"}),
-            send("withdrawal", txId="$T1", amount="10.129", status=607, delta="0"),
-            send("deposit", txId="$T1", amount="10.12", delta="10.12")]),
-        Case("§15.8 withdrawal rules", [
-            send("withdrawal", txId="$T1", amount="0", status=400, data="amount must be greater than 0", delta="0"),
-            send("withdrawal", txId="$T1", amount="-1", status=400, data="amount must be greater than 0"),
-            send("withdrawal", txId="$T1", amount=10, status=400, data="amount must be a string"),
-            send("withdrawal", txId="abc", amount="1", status=400, data="txId must be a UUID"),
-            send("withdrawal", txId=None, amount="1", status=400, data="txId must be not empty"),
-            send("withdrawal", txId="$T1", amount="1", secret=None, status=400, data="secret must be not empty")]),
-        Case("§15.9 a bet above the balance is 603 and is never booked", [
-            send("withdrawal", txId="$T1", amount="$OVER", status=603, delta="0"),
-            send("rollback", txId="$T1", status=605)]),
-        Case("§15.10-12 a deposit settles once; a rollback after it is 609", [
-            send("withdrawal", txId="$T1", amount="10", delta="-10"),
-            send("deposit", txId="$T1", amount="15", delta="15", echo={"sessionId": "$S"}),
-            send("deposit", txId="$T1", amount="15", status=609, delta="0"),
-            send("rollback", txId="$T1", status=609, delta="0")]),
-        Case("§15.13 a lost round: deposit 0", [
-            send("withdrawal", txId="$T1", amount="5", delta="-5"),
-            send("deposit", txId="$T1", amount="0", delta="0")]),
-        Case("§15.14-16 a rollback refunds the bet once; then 608", [
-            send("withdrawal", txId="$T1", amount="7.77", delta="-7.77"),
-            send("rollback", txId="$T1", delta="7.77"),
-            send("rollback", txId="$T1", status=608, delta="0"),
-            send("deposit", txId="$T1", amount="1", status=608, delta="0")]),
-        Case("§15.17 an unknown txId is 605", [
-            send("rollback", txId="$T9", status=605, delta="0"),
-            send("deposit", txId="$T9", amount="1", status=605, delta="0")]),
-        Case("§15.18 deposit and rollback need no session (100HP's resolver)", [
-            send("withdrawal", txId="$T1", amount="3", delta="-3"),
-            send("deposit", txId="$T1", amount="3", sessionId=None, delta="3"),
-            send("withdrawal", txId="$T2", amount="3", delta="-3"),
-            send("rollback", txId="$T2", sessionId=None, delta="3")]),
-        Case("§15.19 bonusWin credits once", [
-            send("bonusWin", txId="$T1", amount="0.019", promoId="conformance", delta="0.01"),
-            send("bonusWin", txId="$T1", amount="0.01", promoId="conformance", status=607, delta="0")]),
-        Case("§15.20 parallel identical withdrawals debit once", [parallel_duplicates], concurrent=True),
-        Case("§15.20 parallel withdrawals beyond the balance never go negative",
-             [parallel_beyond_balance], concurrent=True),
-        Case("§15.21 a deposit racing a rollback: exactly one wins", [deposit_racing_rollback],
+            send("auth", sessionId=12345, status=400, data="sessionId must be a string"),
+            send(W, sessionId=None, txId="$T1", amount="1", status=400, data="sessionId must be not empty"),
+            send(B, sessionId="s" * 256, txId="$T1", amount="1", promoId="p", status=400,
+                 data="sessionId must be <= 255 characters", delta="0")],
+            "100HP §8.1-§8.3, §8.6 validation texts"),
+        Case("a body that is not a JSON object is 400", [
+            not_json("auth", b"not json"), not_json(W, b"[1, 2]"), not_json(D, b'"text"')],
+            "100HP §8 (400 Validation error)"),
+        Case("a bad field with a wrong secret: 400 wins", [
+            send("auth", sessionId="s" * 256, secret="$WRONG", status=400,
+                 data="sessionId must be <= 255 characters"),
+            send(W, txId="$T1", amount="0", secret="$WRONG", status=400,
+                 data="amount must be greater than 0", delta="0"),
+            send(D, txId="abc", amount="1", secret="$WRONG", status=400, data="txId must be a UUID")],
+            "100HP §8 validation texts; §14.1 (fields are validated before the secret is compared)"),
+
+        # withdrawal (§8.3, §5.3)
+        Case("a withdrawal truncates to cents; its repeat is 607", [
+            send(W, txId="$T1", amount="10.129", delta="-10.12", echo={"txId": "$T1", "sessionId": "$S"}),
+            send(W, txId="$T1", amount="10.129", status=607, delta="0"),
+            send(D, txId="$T1", amount="10.12", delta="10.12")],
+            "100HP §5.3, §6, §8.3"),
+        Case("withdrawal rules", [
+            send(W, txId="$T1", amount="0", status=400, data="amount must be greater than 0", delta="0"),
+            send(W, txId="$T1", amount="-1", status=400, data="amount must be greater than 0"),
+            send(W, txId="$T1", amount="abc", status=400, data="amount must be greater than 0"),
+            send(W, txId="$T1", amount=10, status=400, data="amount must be a string"),
+            send(W, txId="$T1", amount=None, status=400, data="amount must be not empty"),
+            send(W, txId="abc", amount="1", status=400, data="txId must be a UUID"),
+            send(W, txId=None, amount="1", status=400, data="txId must be not empty", delta="0")],
+            "100HP §8.3 validation texts"),
+        Case("a bet above the balance is 603 and is never booked", [
+            send(W, txId="$T1", amount="$OVER", status=603, delta="0"),
+            send(R, txId="$T1", status=605)],
+            "100HP §6, §8.5"),
+        Case("a withdrawal names its player: their userId is accepted, another's is 604", [
+            send(W, txId="$T1", amount="1", userId="$U", delta="-1"),
+            send(W, txId="$T2", amount="1", userId="$OTHER", status=604, delta="0"),
+            send(R, txId="$T1", userId="$U", delta="1")],
+            "100HP changelog 2.9.1 (userId in requests); §14.2"),
+
+        # deposit (§8.4)
+        Case("a deposit settles once; a rollback after it is 609", [
+            send(W, txId="$T1", amount="10", delta="-10"),
+            send(D, txId="$T1", amount="10", delta="10", echo={"sessionId": "$S"}),
+            send(D, txId="$T1", amount="10", status=609, delta="0"),
+            send(R, txId="$T1", status=609, delta="0")],
+            "100HP §5.5, §6, §8.4"),
+        Case("a lost round: deposit 0", [send(W, txId="$T1", amount="0.01", delta="-0.01"),
+                                         send(D, txId="$T1", amount="0", delta="0"),
+                                         send(R, txId="$T1", status=609, delta="0")],
+             "100HP §2.2 (a lost round is a deposit of 0)"),
+        Case("deposit rules: nothing is credited for a bad request", [
+            send(W, txId="$T1", amount="5", delta="-5"),
+            send(D, txId="$T1", amount="-1", status=400, data="amount must be greater than or equal to 0",
+                 delta="0"),
+            send(D, txId="$T1", amount="abc", status=400, data="amount must be greater than or equal to 0"),
+            send(D, txId="$T1", amount=5, status=400, data="amount must be a string"),
+            send(D, txId="$T1", amount=None, status=400, data="amount must be not empty"),
+            send(D, txId=None, amount="5", status=400, data="txId must be not empty"),
+            send(D, txId="abc", amount="5", status=400, data="txId must be a UUID"),
+            send(D, txId="0" * 51, amount="5", status=400, data="txId must be <= 50 characters", delta="0"),
+            send(D, txId="$T1", amount="5.009", delta="5")],
+            "100HP §8.4 validation texts"),
+        Case("a deposit names its player: another's userId is 605", [
+            send(W, txId="$T1", amount="2", delta="-2"),
+            send(D, txId="$T1", amount="2", userId="$OTHER", status=605, delta="0"),
+            send(D, txId="$T1", amount="2", userId="$U", delta="2")],
+            "100HP changelog 2.9.1 (userId in requests); §14.2"),
+        Case("a deposit on a bonusWin's txId is 605, and so is a rollback", [
+            send(B, txId="$T1", amount="0.01", promoId="conformance", delta="0.01"),
+            send(D, txId="$T1", amount="1", status=605, delta="0"),
+            send(R, txId="$T1", status=605, delta="0")],
+            "100HP §8.4-§8.6 (a deposit settles a withdrawal; a bonusWin has none)"),
+
+        # rollback (§8.5)
+        Case("a rollback refunds the bet once; then 608", [
+            send(W, txId="$T1", amount="7.77", delta="-7.77"),
+            send(R, txId="$T1", delta="7.77", echo={"sessionId": "$S"}),
+            send(R, txId="$T1", status=608, delta="0"),
+            send(D, txId="$T1", amount="1", status=608, delta="0")],
+            "100HP §5.5, §6, §8.5"),
+        Case("a rollback refunds the stored bet, whatever amount its request carries", [
+            send(W, txId="$T1", amount="1.50", delta="-1.50"),
+            send(R, txId="$T1", amount="100", delta="1.50")],
+            "100HP §8.5 (a rollback has no amount: it cancels the withdrawal)"),
+        Case("rollback rules", [
+            send(W, txId="$T1", amount="1", delta="-1"),
+            send(R, txId=None, status=400, data="txId must be not empty", delta="0"),
+            send(R, txId="abc", status=400, data="txId must be a UUID"),
+            send(R, txId="0" * 51, status=400, data="txId must be <= 50 characters", delta="0"),
+            send(R, txId="$T1", userId="$OTHER", status=605, delta="0"),
+            send(R, txId="$T1", delta="1")],
+            "100HP §8.5 validation texts; §14.2 (userId)"),
+        Case("an unknown txId is 605", [send(R, txId="$T9", status=605, delta="0"),
+                                        send(D, txId="$T8", amount="1", status=605, delta="0")],
+             "100HP §6, §8.4, §8.5"),
+        Case("a rollback before its withdrawal: 605, then the withdrawal books nothing", [
+            send(R, txId="$T1", status=605, delta="0", rule=PROVIDER),
+            send(W, txId="$T1", amount="4", status=608,
+                 data="txId was rolled back before this withdrawal arrived", delta="0", money_rule=PROVIDER),
+            send(R, txId="$T1", status=605, delta="0")],
+            "100HP §6 (605); §8.5, §10 (the rollback of a withdrawal that timed out)",
+            ours="the late withdrawal answers 608 and its data text; a money move is a failure: "
+                 "100HP considers that bet rolled back"),
+        Case("deposit and rollback need no session", [
+            send(W, txId="$T1", amount="3", delta="-3"),
+            send(D, txId="$T1", amount="3", sessionId=None, delta="3"),
+            send(W, txId="$T2", amount="3", delta="-3"),
+            send(R, txId="$T2", sessionId=None, delta="3", echo={"sessionId": "$S"})],
+            "100HP §8.4, §8.5 (604 is not among their errors), §10"),
+
+        # bonusWin (§8.6)
+        Case("bonusWin credits once", [
+            send(B, txId="$T1", amount="0.019", promoId="conformance", delta="0.01", echo={"sessionId": "$S"}),
+            send(B, txId="$T1", amount="0.01", promoId="conformance", status=607, delta="0")],
+            "100HP §5.3, §8.6"),
+        Case("bonusWin rules: nothing is credited for a bad request", [
+            send(B, txId="$T1", amount="0.01", promoId=None, status=400, data="promoId must be not empty",
+                 delta="0"),
+            send(B, txId="$T1", amount="0", promoId="p", status=400, data="amount must be greater than 0"),
+            send(B, txId="abc", amount="0.01", promoId="p", status=400, data="txId must be a UUID"),
+            send(B, txId="$T1", amount="0.01", promoId="p", userId="$OTHER", status=604, delta="0")],
+            "100HP §8.6 validation texts; §14.2 (userId)"),
+
+        # limits and text (ours where the documentation gives none)
+        Case("field limits: userId and promoId at most 255 characters", [
+            send(W, txId="$T1", amount="1", userId="u" * 256, status=400, data="userId must be <= 255 characters",
+                 rule=PROVIDER, data_rule=OURS, delta="0", money_rule=PROVIDER),
+            send(B, txId="$T2", amount="0.01", promoId="p" * 256, status=400,
+                 data="promoId must be <= 255 characters", delta="0")],
+            "100HP §7 (userId <= 255)", ours="the data texts; promoId's limit (255)"),
+        Case("text no database can store (a lone surrogate, NUL) is 400", [
+            send("auth", sessionId="\ud800", status=400, data="sessionId must be valid UTF-8 text without NUL"),
+            send(W, txId="$T1", amount="1", userId="a\x00b", status=400,
+                 data="userId must be valid UTF-8 text without NUL", delta="0"),
+            send(B, txId="$T2", amount="0.01", promoId="promo\ud800", status=400,
+                 data="promoId must be valid UTF-8 text without NUL", delta="0"),
+            send(B, txId="$T3", amount="0.01", promoId="promo\x00", status=400, delta="0")],
+            "100HP §8 (400 Validation error)", ours="such text is refused 400, with these data texts"),
+        Case("a txId in upper case is the same transaction", [
+            send(W, txId="$T1", amount="2", delta="-2"),
+            send(W, txId="$T1:upper", amount="2", status=607, delta="0"),
+            send(D, txId="$T1:upper", amount="2", delta="2"),
+            send(R, txId="$T1", status=609, delta="0")],
+            "100HP §7 (txId is a UUID)", ours="txIds compared case-insensitively (a UUID's hex digits)"),
+
+        # players and sessions the operator passes in
+        Case("a blocked player: auth and balance answer, a bet is 604, a bonusWin pays", [
+            send("auth", sessionId="$BLOCKED", echo={"status": "blocked"}),
+            send("balance", sessionId="$BLOCKED"),
+            send(W, sessionId="$BLOCKED", txId="$T1", amount="0.01", status=604, data="player is blocked",
+                 delta="0", balance_of="$BLOCKED"),
+            send(B, sessionId="$BLOCKED", txId="$T2", amount="0.01", promoId="conformance", delta="0.01",
+                 balance_of="$BLOCKED")],
+            "100HP §8.1 (status blocked)", ours="a blocked player takes no new stakes; wins still pay",
+            needs="--blocked-session"),
+        Case("a closed session: auth, balance and bets are 604; deposits, rollbacks, bonusWins settle", [
+            send("auth", sessionId="$CLOSED", status=604, data="session is closed"),
+            send("balance", sessionId="$CLOSED", status=604, data="session is closed"),
+            send(W, sessionId="$CLOSED", txId="$T1", amount="0.01", status=604, data="session is closed",
+                 delta="0"),
+            send(W, txId="$T2", amount="1", delta="-1", rule=PROVIDER, money_rule=PROVIDER),
+            send(D, txId="$T2", amount="1", sessionId="$CLOSED", delta="1", rule=PROVIDER, money_rule=PROVIDER),
+            send(W, txId="$T3", amount="1", delta="-1", rule=PROVIDER, money_rule=PROVIDER),
+            send(R, txId="$T3", sessionId="$CLOSED", delta="1", rule=PROVIDER, money_rule=PROVIDER),
+            send(B, sessionId="$CLOSED", txId="$T4", amount="0.01", promoId="conformance", delta="0.01")],
+            "100HP §8.4, §8.5 (deposits and rollbacks need no live session)",
+            ours="a closed session takes no new stakes; auth and balance are 604; a bonusWin pays",
+            needs="--closed-session"),
+
+        # two players
+        Case("players are isolated", [
+            send(W, sessionId="$S2", txId="$T1", amount="1", delta="0"),
+            send(D, txId="$T1", amount="1", userId="$U", status=605, delta="0"),
+            send(R, txId="$T1", sessionId="$S2", delta="0")],
+            "100HP §8", needs="--second-session"),
+
+        # concurrency
+        Case("10 parallel identical withdrawals debit once", [parallel_duplicates], "100HP §6 (607)",
              concurrent=True),
+        Case("10 parallel rollbacks refund once", [parallel_rollbacks], "100HP §5.5 (608)", concurrent=True),
+        Case("parallel withdrawals beyond the balance never go negative", [parallel_beyond_balance],
+             "100HP §6 (603)", concurrent=True),
+        Case("a deposit racing a rollback: exactly one wins", [deposit_racing_rollback], "100HP §5.5",
+             concurrent=True),
+        # last: a wallet without this rule credits almost 1e18, which no clean-up can take back
+        Case("a credit past the wallet's limit is 400 and credits nothing", [
+            send(W, txId="$T1", amount="1", delta="-1", rule=PROVIDER, money_rule=PROVIDER),
+            send(D, txId="$T1", amount="999999999999999999", status=400,
+                 data="amount would take the balance over the wallet's limit", delta="0"),
+            send(D, txId="$T1", amount="1", delta="1")],
+            "100HP §8.4", ours="a balance stays below 1e18 (18 integer digits)"),
     ]
-    if second_session:
-        found += [
-            Case("another player's userId is 604", [
-                send("withdrawal", txId="$T1", amount="1", userId="$U2", status=604, delta="0")]),
-            Case("players are isolated", [
-                send("withdrawal", sessionId="$S2", txId="$T1", amount="1", delta="0"),
-                send("rollback", txId="$T1", sessionId="$S2", delta="0")]),
-        ]
-    return found
