@@ -14,13 +14,15 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 from Crypto.Cipher import AES
-from conftest import HASH_SECRET, MERCHANT_ID, TEST_CONFIG, ledger_rows, new_player
+from conftest import (DATABASES, HASH_SECRET, MERCHANT_ID, TEST_CONFIG, ledger_rows, new_player,
+                      prepare_database)
 
 from app import create_app
 from wallet.core import accounts
 from wallet.hash import orders as hash_orders
 from wallet.hash.blueprint import dumps
 from wallet.hash.envelope import decrypt, encrypt
+from wallet.hash.memory_wallet import MemoryHashWallet
 from wallet.hash import schema as hash_schema
 from wallet.core import schema
 
@@ -74,11 +76,28 @@ def player(app):
     return new_player(app, "1000", currency="USD", extra_currencies=("USDT",))
 
 
+@pytest.fixture(params=DATABASES + ("memory",))
+def either(request, tmp_path):
+    """(Hash API, player) on the SQL HashWallet of each database, then on the MemoryHashWallet:
+    the tests that take it expect the same answers from each."""
+    if request.param != "memory":
+        app = create_app({**TEST_CONFIG, "DATABASE_URL": prepare_database(request.param, tmp_path)})
+        yield Hash(app), new_player(app, "1000", currency="USD", extra_currencies=("USDT",))
+        app.extensions["engine"].dispose()
+        return
+    memory = MemoryHashWallet()
+    player_id = memory.add_player("p", {"USD": Decimal(1000), "USDT": Decimal(1000)})
+    token = memory.open_session(player_id, str(uuid.uuid4()))
+    yield Hash(create_app({**TEST_CONFIG, "DATABASE_URL": "sqlite://"}, hash_wallet=memory)), (
+        str(player_id), token)
+
+
 def order_no():
     return uuid.uuid4().hex[:18]
 
 
-def test_user_info_and_balance(hash_api, player):
+def test_user_info_and_balance(either):
+    hash_api, player = either
     user_id, token = player
     assert hash_api.send("user/info", {"token": token}) == {
         "code": 0, "msg": "SUCCESS",
@@ -106,7 +125,8 @@ def test_bet_then_settle_credits_once(hash_api, player, app):
         ("order_add", Decimal("-10.5")), ("order_settle", 23)]
 
 
-def test_bet_then_lose_moves_nothing_more(hash_api, player):
+def test_bet_then_lose_moves_nothing_more(either):
+    hash_api, player = either
     user_id, token = player
     order = order_no()
     hash_api.add(token, user_id, order)
@@ -114,7 +134,8 @@ def test_bet_then_lose_moves_nothing_more(hash_api, player):
 
 
 @pytest.mark.parametrize("final", [2, 4])  # Failed, Cancelled
-def test_fail_or_cancel_refunds_once(hash_api, player, final):
+def test_fail_or_cancel_refunds_once(either, final):
+    hash_api, player = either
     user_id, token = player
     order = order_no()
     hash_api.add(token, user_id, order, amount=Decimal("0.000001"))
@@ -134,7 +155,8 @@ def test_repeated_add_answers_the_original_success(hash_api, player, app):
     assert len([r for r in ledger_rows(app, user_id) if r.ref == order]) == 1
 
 
-def test_unknown_orders(hash_api, player):
+def test_unknown_orders(either):
+    hash_api, player = either
     user_id, token = player
     assert hash_api.update(user_id, order_no(), 1, prize=5)["code"] == 3002
     assert hash_api.update(user_id, order_no(), 3)["code"] == 3002
@@ -245,7 +267,8 @@ def test_non_finite_amounts(hash_api, player, app, text):
         assert conn.execute(sa.select(sa.func.count()).select_from(hash_schema.hash_orders)).scalar() == 0
 
 
-def test_bad_update_fields(hash_api, player):
+def test_bad_update_fields(either):
+    hash_api, player = either
     user_id, token = player
     order = order_no()
     hash_api.add(token, user_id, order)
@@ -468,7 +491,8 @@ def test_an_update_that_does_not_describe_the_stored_bet_is_refused(
     assert hash_api.update(user_id, order, 1, prize=20)["data"]["balance"] == 1010  # the real one
 
 
-def test_bet_info_may_change_at_settle(hash_api, player):
+def test_bet_info_may_change_at_settle(either):
+    hash_api, player = either
     user_id, token = player
     order = order_no()
     hash_api.add(token, user_id, order)
