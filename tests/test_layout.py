@@ -11,7 +11,7 @@ from conftest import ROOT
 # (what to remove, the folders, the lines of wallet/__init__.py, the tests that must still pass there)
 REMOVALS = {
     "Hash (keep only 100HP)": (["wallet/hash"], ["from wallet import hash", "hash.register(app, hash_wallet)"],
-                               ["tests/test_100hp.py", "tests/test_edges_e2e.py::test_reads_never_block_a_bet"]),
+                               ["tests/test_100hp.py"]),
     "100HP (keep only Hash)": (["wallet/hp100"], ["from wallet import hp100", "hp100.register(app, casino)"],
                                ["tests/test_hash.py"]),
     "the console": (["wallet/console"], ["from wallet import console", "console.install(app)"],
