@@ -341,40 +341,40 @@ def cases() -> list:
     user_info = lambda token: lambda ctx: Request("user/info", {"token": token(ctx)})  # noqa: E731
     other_user = lambda t: str(t.second_user or t.user_id + 1)  # noqa: E731
     return [
-        Case("user/info returns user_id, username, avatar", [check_user_info], "Hash §5.1"),
+        Case("user/info returns user_id, username, avatar", [check_user_info], "Hash §4.1"),
         Case("user/balance returns the balance as a number", [step(
             lambda ctx: Request("user/balance", {"token": ctx.target.token, "currency": ctx.target.currency}),
-            delta="0"), check_balance_answer], "Hash §5.2"),
+            delta="0"), check_balance_answer], "Hash §3.7, §4.2"),
         Case("an unknown token is refused", [
             refused(user_info(lambda ctx: ctx.ids["T"]), 2001),
             refused(placing(token="not-a-token-" + uuid.uuid4().hex), 2001)],
-            "Hash §5.1, §5.3"),
+            "Hash §4.1, §4.3"),
 
-        # the order lifecycle (§5.3, §5.4, §7)
+        # the order lifecycle
         Case("bet -> settle: status 1 credits the prize once", [
             add(delta="-10"), update(status=PENDING_SETTLEMENT, delta="0"), update(prize=20, delta="20"),
-            update(prize=20, delta="0")], "Hash §5.4, §7.2, §7.3 (retried until success; never settled twice)"),
-        Case("bet -> lose: status 1 with no prize", [add(delta="-10"), update(prize=0, delta="0")], "Hash §7.2"),
+            update(prize=20, delta="0")], "Hash §4.4, §6.3 (retried until success; never settled twice)"),
+        Case("bet -> lose: status 1 with no prize", [add(delta="-10"), update(prize=0, delta="0")], "Hash §6.2"),
         Case("bet -> cancel: status 4 refunds once", [add(delta="-10"), update(status=CANCELLED, delta="10"),
-                                                      update(status=CANCELLED, delta="0")], "Hash §7.2"),
+                                                      update(status=CANCELLED, delta="0")], "Hash §6.1, §6.2"),
         Case("bet -> fail: status 2 refunds once", [add(delta="-10"), update(status=FAILED, delta="10"),
-                                                    update(status=FAILED, delta="0")], "Hash §7.2"),
+                                                    update(status=FAILED, delta="0")], "Hash §6.1, §6.2"),
         Case("a repeated add debits once; one with other data is refused", [
             add(delta="-10"), add(delta="0"), add(amount=11, ok=False, delta="0", code=3001),
-            update(status=CANCELLED, delta="10")], "Hash §7.2, §7.3 (idempotent on order_no)"),
+            update(status=CANCELLED, delta="10")], "Hash §6.3 (idempotent on order_no)"),
         Case("a final order never changes", [
             add(delta="-10"), update(prize=10, delta="10"),
             update(status=CANCELLED, ok=False, delta="0", code=3003, rule=OURS)],
-            "Hash §5.4 (never settled twice)"),
+            "Hash §4.4 (never settled twice), §11.4"),
         Case("an update of an unknown order credits nothing", [
-            update("O9", prize=5, ok=False, delta="0", code=3002)], "Hash §7.2"),
+            update("O9", prize=5, ok=False, delta="0", code=3002)], "Hash §6.2"),
         Case("a cancel before its order/add: the late add debits nothing", [cancel_before_add],
-             "Hash §7.2, §7.3",
+             "Hash §8.3, §11.4",
              ours="a cancel of an unknown order is accepted and remembered; the late add is 3001"),
         Case("a bet above the balance is refused", [
-            refused(placing(amount=lambda t: number(t.balance() + 1)), 2002)], "Hash §7.2"),
+            refused(placing(amount=lambda t: number(t.balance() + 1)), 2002)], "Hash §4.3, §6.2"),
 
-        # the envelope (§3)
+        # the envelope
         Case("bad envelopes are refused and move nothing", [
             refused(sealed("sealed, sent with a wrong merchant-id", merchant="not-a-merchant"), 1003),
             refused(sealed("sealed, sent with an empty merchant-id", merchant=""), 1003),
@@ -383,57 +383,57 @@ def cases() -> list:
             refused(sealed("sealed with another key", secret="k" * 32), 1002),
             refused(raw("x holds a JSON array", lambda t, order: [1, 2]), 1002),
             refused(raw("x holds no timestamp", lambda t, order: {**order, "request_id": uuid.uuid4().hex}), 1001)],
-            "Hash §3.2, §3.4"),
+            "Hash §3.2, §3.4, §3.7"),
         Case("a timestamp from 2022 is refused", [
             refused(sealed("sealed with timestamp 1650123456789", timestamp=1650123456789), 1004)],
-            "Hash §3.2", ours="timestamps outside a window (5 minutes by default) are refused"),
+            "Hash §3.8, §11.2", ours="timestamps outside a window (5 minutes by default) are refused"),
         Case("an envelope in the other IV form is refused", [
             refused(sealed("sealed in the IV form the wallet is not configured for", iv_form="other"), 1002)],
-            "Hash §3.4", ours="only the IV form the wallet is configured for (HASH_IV_MODE) is accepted"),
+            "Hash §3.4, §11.1", ours="only the IV form the wallet is configured for (HASH_IV_MODE) is accepted"),
         Case("the same request_id twice: the second is refused", [
             replayed("order/add", "-10"), replayed("order/update", "10")],
-            "Hash §3.2 (request_id is unique)", ours="a request_id seen within the window is refused 1005"),
+            "Hash §3.8, §11.2", ours="a request_id seen within the window is refused 1005"),
 
-        # fields (§5.3, §5.4, §11)
+        # fields
         Case("order/add rules: nothing is debited for a bad request", [
             refused(placing(bet_info=[{"key": "Big"}]), 1001),
             refused(placing(amount=-10), 1001),
             refused(placing(order_no=None), 1001),
-            refused(placing(user_id=lambda t: int(other_user(t))), 2001),
+            refused(placing(user_id=lambda t: int(other_user(t))), 2001, rule=OURS, money_rule=OURS),
             refused(placing(currency="XXX"), 2003)],
-            "Hash §5.3, §7.2 (the token's user_id must match), §7.5 (bet_info is a string)"),
+            "Hash §4.3, §6.5 (bet_info is a string); §11.3 (user_id is the token's: ours)"),
         Case("order/add limits: zero, more than 6 decimals, an amount as text", [
             refused(placing(amount=0), 1001),
             refused(placing(amount=0.1234567), 1001),
             refused(placing(amount="10"), 1001)],
-            "Hash §5.3 (amount float64)", ours="a bet is > 0, with at most 6 decimals, a JSON number"),
+            "Hash §6.4, §11.5", ours="a bet is > 0, with at most 6 decimals, a JSON number"),
         Case("text no database can store (a lone surrogate, NUL) is refused", [
             refused(placing(order_no=lambda t: uuid.uuid4().hex + "\ud800"), 1001),
             refused(placing(entry_key="pc28\x001"), 1001),
             refused(placing(bet_info='[{"key":"\ud800"}]'), 1001)],
-            "Hash §5.3", ours="such text is refused 1001"),
+            "Hash §4.5", ours="such text is refused 1001"),
         Case("an update whose data differ from its order's is refused", [
             add(delta="-10", rule=PROVIDER, money_rule=PROVIDER),
             update(prize=10, fields={"amount": 11}, ok=False, delta="0", code=3001),
             update(prize=10, fields={"round_id": "2"}, ok=False, delta="0", code=3001),
             update(prize=10, fields={"entry_key": "pc28-2"}, ok=False, delta="0", code=3001),
             update(prize=10, fields={"user_id": other_user}, ok=False, delta="0", code=(3001, 3002))],
-            "Hash §5.4", ours="an update must match its order (user_id, amount, currency, round_id, "
+            "Hash §6.2, §11.4", ours="an update must match its order (user_id, amount, currency, round_id, "
                               "entry_key): else 3001 (or 3002 for another player's order)"),
         Case("a repeated settle with another prize credits nothing more", [
             add(delta="-10"), update(prize=10, delta="10"),
             update(prize=50, ok=False, delta="0", code=3001, rule=OURS)],
-            "Hash §5.4 (never settled twice)"),
+            "Hash §4.4 (never settled twice), §11.4"),
         Case("a settle above 1000 times the stake is refused", [
             add(amount="0.01", delta="-0.01", rule=PROVIDER, money_rule=PROVIDER),
             update(amount="0.01", prize="10.01", ok=False, delta="0", code=3001)],
-            "Hash §5.4", ours="a payout above HASH_MAX_PAYOUT_MULTIPLE (1000) times the stake is refused 3001"),
+            "Hash §6.2, §11.4", ours="a payout above HASH_MAX_PAYOUT_MULTIPLE (1000) times the stake is refused 3001"),
 
         # concurrency
-        Case("20 parallel identical adds debit once", [parallel_adds], "Hash §7.3", concurrent=True),
-        Case("10 parallel identical settles credit once", [parallel_settles], "Hash §5.4", concurrent=True),
-        Case("settle racing cancel: exactly one applies", [settle_racing_cancel], "Hash §7.2", concurrent=True),
-        Case("parallel adds beyond the balance never go negative", [parallel_beyond_balance], "Hash §7.2",
+        Case("20 parallel identical adds debit once", [parallel_adds], "Hash §6.3", concurrent=True),
+        Case("10 parallel identical settles credit once", [parallel_settles], "Hash §4.4", concurrent=True),
+        Case("settle racing cancel: exactly one applies", [settle_racing_cancel], "Hash §6.2", concurrent=True),
+        Case("parallel adds beyond the balance never go negative", [parallel_beyond_balance], "Hash §6.2",
              concurrent=True),
     ]
 

@@ -30,7 +30,7 @@ class CaseFailed(Exception):
 class Case:
     name: str
     steps: list
-    source: str = ""          # where the rule is written, e.g. "100HP §8.4"
+    source: str = ""          # where the rule is written, e.g. "100HP §4.4"
     ours: str = ""            # set: the rule is this project's decision (what it decides)
     concurrent: bool = False  # skipped with --no-concurrency
     needs: str = ""           # the option the case needs, e.g. "--blocked-session"
