@@ -309,8 +309,8 @@ def bet_hash(bases, player, journal, stop, limit=400):
 
 def recover(journal, bases, players_by_token):
     """What the providers do afterwards: 100HP rolls back every withdrawal it got no 200 for
-    (§8.5) and retries a deposit or rollback answered 702; Hash cancels an order/add it got no
-    success for and retries an order/update until it is answered (§7.3)."""
+    (docs/100hp.md §4.5) and retries a deposit or rollback answered 702; Hash cancels an order/add it got no
+    success for and retries an order/update until it is answered (docs/hash.md §6.3)."""
     def until_answered(send):
         for attempt in range(40):
             result = send(bases[attempt % 2])
