@@ -140,8 +140,8 @@ def test_hash_orders_agree_with_the_model(kind, tmp_path_factory):
             user_id, self.token = new_player(self.app, "100", currency="USDT")
             self.user_id, self.model = int(user_id), OrderModel(Decimal(100))
             self.memory = MemoryHashWallet()
-            self.memory.open_session(self.memory.add_player("p", {"USDT": Decimal(100)}), self.token)
-            assert self.user_id == 1  # the one player of each, on an empty database
+            self.memory.open_session(self.memory.add_player("p", {"USDT": Decimal(100)}, self.user_id),
+                                     self.token)
 
         def check(self, call, model):
             """The same call on the SQL wallet and on the memory one: both answer as the model."""

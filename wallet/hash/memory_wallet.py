@@ -24,9 +24,9 @@ class MemoryHashWallet(HashWallet):
         self.ledger = []     # (wallet_id, op, order_no, amount, balance_after)
 
     # ---- sandbox set-up ----
-    def add_player(self, name: str, balances: dict) -> int:
+    def add_player(self, name: str, balances: dict, player_id: int | None = None) -> int:
         """A player with a wallet per currency: {"USDT": Decimal(100)}."""
-        player_id = len(self.players) + 1
+        player_id = player_id or len(self.players) + 1
         self.players[player_id] = [name, "active"]
         for currency, balance in balances.items():
             wallet_id = len(self.wallets) + 1
