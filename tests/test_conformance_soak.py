@@ -2,6 +2,7 @@
 players, timeouts then rollbacks, late rollbacks and repeated deposits, Hash's retried updates).
 Against this wallet on real gunicorn nothing is lost or doubled, and the books audit clean; against
 a wallet that pays a repeated deposit again, the soak says money was doubled."""
+import pytest
 from conftest import HASH_SECRET, HP_SECRET, MERCHANT_ID, audit, gunicorn
 from test_conformance import kit, memory_wallet, sql_players
 from test_conformance_mutants import SettlesTwice
@@ -9,6 +10,7 @@ from test_conformance_mutants import SettlesTwice
 MINUTES = "0.1"  # six seconds a provider
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # one database: it is a long test
 def test_a_soak_of_this_wallet_loses_and_doubles_nothing(app, database_url):
     ids = sql_players(app)
     with gunicorn(database_url, workers=4) as base:
