@@ -15,6 +15,8 @@ import fcntl
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -219,26 +221,50 @@ def _shorten_lock_waits(conn, seconds: float) -> None:
 @contextlib.contextmanager
 def _writers_queue(engine, write: bool, wait: float):
     """SQLite: writers wait their turn on a file lock beside the database, for at most `wait`
-    seconds, polling every few milliseconds (SQLite's own busy handler sleeps up to 100 ms)."""
+    seconds, woken by the kernel the moment it is free (SQLite's own busy handler sleeps up to
+    100 ms between tries)."""
     path = getattr(engine, "writer_queue", None)
     if not (write and path):
         yield
         return
     lock = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)  # its own per call: excludes threads too
     try:
-        give_up, pause = time.monotonic() + wait, 0.0001
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= give_up:
-                    raise LockWaitTimeout(f"the SQLite writers' queue was busy for {wait:g} s") from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.0005)  # the lock is held for about half a millisecond
+        _take(lock, wait)
         yield
     finally:
         os.close(lock)  # releases the lock, after COMMIT or ROLLBACK
+
+
+def _take(lock: int, wait: float) -> None:
+    """flock, for at most `wait` seconds. In the main thread (a gunicorn sync worker) a blocking
+    flock that an alarm interrupts; elsewhere (threads: tests, gthread workers) a poll."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGALRM, _give_up)
+        signal.setitimer(signal.ITIMER_REAL, wait)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        return
+    give_up = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= give_up:
+                _give_up()
+            time.sleep(0.0002)
+
+
+def _give_up(*_signal):
+    raise LockWaitTimeout("the SQLite writers' queue stayed busy past the lock timeout")
 
 
 # What may be retried, and why: each database's error codes in one table. Anything else (a CHECK
