@@ -165,7 +165,8 @@ def bench_database(kind, args, tmp) -> list:
         started.admin("CREATE DATABASE bench")
         url = started.url("bench")
     try:
-        app = create_app({"DATABASE_URL": url, "HP_SECRET": HP_SECRET, "HASH_SECRET": HASH_SECRET})
+        app = create_app({"DATABASE_URL": url, "HP_SECRET": HP_SECRET, "HASH_SECRET": HASH_SECRET,
+                          "SANDBOX_DEMO": "0", "CONSOLE": "0"})
         engine = app.extensions["engine"]
         db.init_schema(engine, app.extensions["wallet.ddl"])
         if args.filled:
