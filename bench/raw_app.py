@@ -53,7 +53,7 @@ def connection():
 
 @contextlib.contextmanager
 def writers_queue():
-    """SQLite: writers queue on a file lock beside the database, as the wallet's do (wallet/db.py)."""
+    """SQLite: writers queue on a file lock beside the database, as the wallet's do (wallet/core/db.py)."""
     if KIND != "sqlite":
         yield
         return

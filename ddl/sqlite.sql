@@ -1,7 +1,7 @@
 -- Wallet schema, SQLite. The core tables; the source of truth: wallet/core/schema.py mirrors them and
 -- tests/test_schema.py proves on every database that the two agree.
 -- SQLite has no fixed-point type: money is stored as decimal TEXT ('104.230000'), never REAL,
--- and read back as Decimal (wallet/db.py, Money). Timestamps are UTC.
+-- and read back as Decimal (wallet/core/schema.py, Money). Timestamps are UTC.
 
 CREATE TABLE IF NOT EXISTS players (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,            -- 100HP userId, Hash user_id

@@ -1,7 +1,7 @@
 """Proof by mutants: the kit catches deliberately broken wallets, and names the cases that show it.
 
 Each mutant has one bug. 100HP mutants are small subclasses of the in-memory model (TestCasino,
-with the rules of wallet/casino.py) or one patched rule of the blueprint; Hash mutants are this
+with the rules of wallet/hp100/casino.py) or one patched rule of the blueprint; Hash mutants are this
 SQL wallet on SQLite with one rule function patched. Each is served over real HTTP and the kit
 runs against it as against any wallet; the test asserts which cases fail (FAIL: a provider's rule)
 or warn (WARN: a decision of this project's, a failure with --strict), and that nothing else does.
@@ -142,7 +142,7 @@ class WithdrawalIgnoresUserId(TestCasino):
         return super().withdrawal(session_id, tx_id, amount)
 
 
-# Patches of the blueprint's rules (wallet/hp.py): the mistakes a port makes in its validation.
+# Patches of the blueprint's rules (wallet/hp100/blueprint.py): the mistakes a port makes in its validation.
 def rounds_amounts(monkeypatch, app):
     monkeypatch.setattr(money, "truncate_cents", lambda v: v.quantize(Decimal("0.01"), ROUND_HALF_UP))
 

@@ -1,4 +1,4 @@
-"""Properties of money parsing and formatting (wallet/money.py, wallet/hash.py `dumps`)."""
+"""Properties of money parsing and formatting (wallet/core/money.py, wallet/hash/blueprint.py `dumps`)."""
 import json
 import re
 from decimal import Decimal

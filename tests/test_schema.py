@@ -1,5 +1,5 @@
 """The DDL files are the schema's source of truth: on every database, the schema that
-ddl/<dialect>.sql creates must be the one wallet/db.py queries (tables, columns, types, nullability,
+ddl/<dialect>.sql creates must be the one wallet/core/schema.py (and each provider's schema.py) queries (tables, columns, types, nullability,
 keys, unique constraints, foreign keys, indexes), and `init-db` must be safe to run twice."""
 import pytest
 import sqlalchemy as sa

@@ -1,4 +1,4 @@
-"""PortCasino: the 100HP Casino (the rules of wallet/casino.py) on the standard library's sqlite3,
+"""PortCasino: the 100HP Casino (the rules of wallet/hp100/casino.py) on the standard library's sqlite3,
 against a casino's existing `users` table, as an integrator would port it to their own stack.
 
 The existing table, kept as it is:

@@ -1,6 +1,6 @@
 """TestCasino: the 100HP Casino in memory (the Python port of TestCasino.js).
 
-The storage primitives of wallet/casino.py on plain dicts and one lock: small enough to read in one
+The storage primitives of wallet/hp100/casino.py on plain dicts and one lock: small enough to read in one
 sitting, used by the tests as the model the SQL YourCasino must agree with. Not for production:
 nothing survives a restart.
 """

@@ -1,9 +1,8 @@
 """YourCasino: the 100HP Casino on SQL (the Python port of YourCasino.js and the DDL examples).
 
-The storage primitives of wallet/casino.py written with SQLAlchemy Core against the schema in
-ddl/<dialect>.sql. This is the file to copy into your own
-stack: the rules stay in Casino, the queries are here, and every balance change goes through
-wallet/ledger.py.
+The storage primitives of wallet/hp100/casino.py written with SQLAlchemy Core against the schema
+in ddl/<dialect>.sql and wallet/hp100/ddl/. This is the file to copy into your own stack: the rules
+stay in Casino, the queries are here, and every balance change goes through wallet/core/ledger.py.
 """
 from sqlalchemy import and_, bindparam, insert, select, update
 
