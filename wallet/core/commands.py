@@ -142,6 +142,14 @@ def new_session(user_id: int, currency: str | None) -> str:
         raise click.ClickException(str(exc)) from None
 
 
+def provider_errors(call, errors):
+    """`call()`, a provider client's `errors` shown as a click error (no traceback)."""
+    try:
+        return call()
+    except errors as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def print_table(header: tuple, rows: list) -> None:
     widths = [max(len(str(v)) for v in column) for column in zip(header, *rows)]
     for row in (header, *rows):

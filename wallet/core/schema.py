@@ -6,12 +6,13 @@ queries, and tests/test_schema.py proves on every database that the two agree. E
 defines its own tables on the same `metadata` (wallet/hp100/schema.py, wallet/hash/schema.py).
 Timestamps are naive UTC.
 """
-from datetime import datetime, timezone
 from decimal import Decimal
 
 from sqlalchemy import (BigInteger, Column, DateTime, ForeignKey, Index, Integer, MetaData, Numeric,
                         String, Table, Text, UniqueConstraint)
 from sqlalchemy.types import TypeDecorator
+
+from .clock import utcnow  # noqa: F401  (schema.utcnow: the timestamps written to these tables)
 
 
 class DecimalText(TypeDecorator):
@@ -72,8 +73,5 @@ ledger = Table(
     UniqueConstraint("provider", "op", "ref"),
     Index("ledger_wallet", "wallet_id", "id"),
 )
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 

@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ..core.commands import games, launch, new_session, print_table
+from ..core.commands import games, launch, new_session, print_table, provider_errors
 from .client import HashClient, HashServiceError, launch_url
 
 
@@ -17,10 +17,7 @@ def install() -> None:
 
 
 def _provider_errors(call):
-    try:
-        return call()
-    except HashServiceError as exc:
-        raise click.ClickException(str(exc)) from None
+    return provider_errors(call, HashServiceError)
 
 
 @click.command("hash")

@@ -46,10 +46,11 @@ nothing), then the wallet row, then the order.
 import itertools
 import logging
 from abc import ABC, abstractmethod
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
+from ..core.clock import utcnow
 from ..core.money import BALANCE_LIMIT, format_hash
 
 log = logging.getLogger(__name__)
@@ -133,9 +134,6 @@ def payout(prize: Decimal, tax: Decimal, bonus: Decimal, formula: str = "prize+b
     amount = prize + bonus - (tax if formula == "prize-tax+bonus" else 0)
     return max(amount, Decimal(0))
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 class HashWallet(ABC):

@@ -9,10 +9,11 @@ TestCasino in memory. Every operation runs in one `atomically` call, and follows
 the wallet row first, then the txId (docs/100hp.md §7.2).
 """
 from abc import ABC, abstractmethod
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
+from ..core.clock import utcnow
 from ..core.money import BALANCE_LIMIT, format_hp
 
 # §3.6: errCode -> exact message. The errCode is also the HTTP status.
@@ -239,9 +240,6 @@ def _check_room(wallet: Wallet, credit: Decimal) -> None:
     if wallet.balance + credit >= BALANCE_LIMIT:
         raise CasinoError(400, "amount would take the balance over the wallet's limit")
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def _answer(wallet: Wallet, balance: Decimal) -> dict:

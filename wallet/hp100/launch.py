@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ..core.commands import games, launch, new_session, print_table
+from ..core.commands import games, launch, new_session, print_table, provider_errors
 from .client import HpApiError, HpClient
 
 
@@ -24,10 +24,7 @@ def install() -> None:
 
 
 def _provider_errors(call):
-    try:
-        return call()
-    except HpApiError as exc:
-        raise click.ClickException(str(exc)) from None
+    return provider_errors(call, HpApiError)
 
 
 @click.command("100hp")
