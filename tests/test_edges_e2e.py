@@ -48,8 +48,9 @@ def release(conn):
     conn.close()
 
 
-def wait_until_a_call_waits_for_a_lock(database_url, seconds=20):
-    """PostgreSQL and MariaDB report a transaction that waits for a row lock; poll until one does."""
+def wait_until_a_call_waits_for_a_lock(database_url, call, seconds=20):
+    """PostgreSQL and MariaDB report a transaction that waits for a row lock; poll until one does
+    (`call`, the future of the waiting request, must not have been answered meanwhile)."""
     engine = sa.create_engine(database_url)
     query = ("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
              if engine.dialect.name == "postgresql"
@@ -57,8 +58,11 @@ def wait_until_a_call_waits_for_a_lock(database_url, seconds=20):
     give_up = time.monotonic() + seconds
     with engine.connect() as conn:
         while not conn.exec_driver_sql(query).scalar():
+            assert not call.done(), f"the call was answered without waiting: {call.result()}"
             assert time.monotonic() < give_up, "the call never waited for the lock"
-            time.sleep(0.02)
+            # InnoDB refreshes innodb_trx only when it has not been read for 100 ms: a faster
+            # poll would read its first snapshot for ever.
+            time.sleep(0.2)
     engine.dispose()
 
 
@@ -74,7 +78,7 @@ def test_a_rollback_that_overtakes_its_withdrawal_leaves_no_stake_held(app, data
         holder = lock_the_wallet(database_url, user_id)
         try:
             late = pool.submit(hp, base, "withdrawal", sessionId=session, txId=bet, amount="10")
-            wait_until_a_call_waits_for_a_lock(database_url)
+            wait_until_a_call_waits_for_a_lock(database_url, late)
             assert hp(base, "rollback", txId=bet)[0] == 605
         finally:
             release(holder)
