@@ -43,6 +43,7 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
 GUNICORN = ["-w", str(WORKERS), "-k", os.environ.get("BENCH_WORKER_CLASS", "sync"),
             "--threads", os.environ.get("BENCH_THREADS", "1")]
 WITHDRAWAL, RAW_WITHDRAWAL = "100HP withdrawal", "100HP withdrawal, raw driver"
+PLAYERS = {"hot": 1, "spread": 1000}  # each workload's players: one hot wallet, or calls spread over many
 CALLS = [  # (name, server, wrk mode); the first is the floor
     ("floor (Flask JSON)", "raw", "floor"),
     ("100HP balance", "wallet", "balance"),
@@ -171,7 +172,7 @@ def bench_database(kind, args, tmp) -> list:
         db.init_schema(engine, app.extensions["wallet.ddl"])
         if args.filled:
             fill(engine, args.filled)
-        groups = {"hot": players(engine, 1), "spread": players(engine, 1000)}
+        groups = {w: players(engine, PLAYERS[w]) for w in args.workloads}
         rows = []
         with server("app:app", url, dbservers.free_port(), "/healthz") as wallet, \
                 server("bench.raw_app:app", url, dbservers.free_port(), "/floor") as raw:

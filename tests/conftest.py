@@ -129,6 +129,13 @@ def database_url(request, tmp_path):
     return prepare_database(request.param, tmp_path)
 
 
+@pytest.fixture(scope="module", params=DATABASES)
+def module_database(request, tmp_path_factory):
+    """One database for a whole module, on each database in turn: for the modules whose tests share
+    one gunicorn (each test makes its own players, so none needs an empty database)."""
+    return prepare_database(request.param, tmp_path_factory.mktemp("db"))
+
+
 @pytest.fixture
 def app(database_url):
     app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url})

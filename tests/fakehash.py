@@ -55,7 +55,7 @@ class FakeHash:
                          "/api/v2/order/details": self.order_details}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def add_order(self, order_no, user_id, status=1, amount=10, prize=0, tax=0, bonus=0,
                   currency="USDT", bet_time=None, **other) -> dict:

@@ -14,10 +14,21 @@ def hp(base, endpoint, **fields):
     return post_json(base, f"/100hp/{endpoint}", {"secret": HP_SECRET, **fields})
 
 
-@pytest.fixture
-def server(app, database_url):
+@pytest.fixture(scope="module")
+def database_url(module_database):
+    return module_database
+
+
+@pytest.fixture(scope="module")
+def server(database_url):
+    """One server per database for the module's tests."""
     with gunicorn(database_url, workers=4) as base:
         yield base
+
+
+@pytest.fixture(autouse=True)
+def audited(app):
+    yield
     assert audit(app.extensions["engine"]) == []
 
 

@@ -90,8 +90,14 @@ def two_orders():
     return "R1" + rest, "R2" + rest
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def database_url(module_database):
+    return module_database
+
+
+@pytest.fixture(scope="module")
 def server(database_url):
+    """One server per database for the module's tests."""
     with gunicorn(database_url, workers=2) as base:
         yield base
 
@@ -207,7 +213,7 @@ def test_a_months_old_capture_brought_back_into_the_window_is_refused(server, ap
     assert books(app, user_id) == before
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def key16_server(database_url):
     with gunicorn(database_url, workers=2, extra_env={"HASH_IV_MODE": "key16"}) as base:
         yield base

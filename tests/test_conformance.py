@@ -30,7 +30,7 @@ from wallet.hp100.testcasino import TestCasino
 def serve(app):
     """`app` on real HTTP (werkzeug, one thread per request); yields its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)  # shutdown() waits one poll
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"

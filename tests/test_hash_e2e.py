@@ -43,10 +43,21 @@ def balance(base, token):
     return call(base, "user/balance", token=token, currency="USDT")["data"]["balance"]
 
 
-@pytest.fixture
-def server(app, database_url):
+@pytest.fixture(scope="module")
+def database_url(module_database):
+    return module_database
+
+
+@pytest.fixture(scope="module")
+def server(database_url):
+    """One server per database for the module's tests."""
     with gunicorn(database_url, workers=4) as base:
         yield base
+
+
+@pytest.fixture(autouse=True)
+def audited(app):
+    yield
     assert audit(app.extensions["engine"]) == []
 
 
