@@ -21,6 +21,7 @@ hash_orders = Table(
     Column("bet_info", Text, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
+    Index("hash_orders_status_created", "status", "created_at"),  # hash-reconcile's open orders
 )
 
 hash_requests = Table(

@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS hash_orders (
     bet_info   TEXT           NOT NULL,
     created_at DATETIME(6)    NOT NULL,
     updated_at DATETIME(6)    NOT NULL,
+    INDEX hash_orders_status_created (status, created_at),  -- hash-reconcile's open orders, oldest first
     FOREIGN KEY (wallet_id) REFERENCES wallets (id)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 

@@ -18,6 +18,8 @@ CREATE TABLE IF NOT EXISTS hash_orders (
     created_at DATETIME     NOT NULL,
     updated_at DATETIME     NOT NULL
 );
+-- hash-reconcile's open orders, oldest first
+CREATE INDEX IF NOT EXISTS hash_orders_status_created ON hash_orders (status, created_at);
 
 -- Hash request_ids seen within the timestamp window (HASH_TIMESTAMP_WINDOW_MS): a repeat is refused
 -- (1005). wallet/hash/orders.py purges the old rows now and then. Not part of the books.
