@@ -12,8 +12,7 @@ What a scrape shows:
   fields), so they count only while that logger passes INFO records (the app's default);
 - `wallet_open_bets{provider, older_than_seconds}`: 100HP withdrawals and Hash orders still open,
   and `wallet_database_up`: read from the database at scrape time, one query per provider.
-  Open 100HP bets are found by the (status, created_at) index; open Hash orders by a scan of
-  hash_orders, which has no index on status.
+  Open bets are found by each provider's (status, created_at) index.
 
 gunicorn: each worker is a process with counters of its own. Set PROMETHEUS_MULTIPROC_DIR to an
 empty directory that the workers can write (empty it before each start of gunicorn): each worker
