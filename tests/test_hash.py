@@ -634,6 +634,26 @@ def test_text_no_database_can_store_is_1001_naming_the_field(hash_api, player, a
     assert hash_state(app) == before
 
 
+KEYS = {"user/info": ["token", "request_id"], "order/add": ["token", "order_no"],
+        "order/update": ["order_no"]}
+
+
+@pytest.mark.parametrize("blank", [" ", "\t"])
+@pytest.mark.parametrize("path, field", [(path, field) for path, fields in KEYS.items() for field in fields])
+def test_a_key_with_a_blank_around_it_is_1001_on_every_database(hash_api, player, app, path, field, blank):
+    """Was, on MariaDB: order/add "H1 " after "H1" answered the first add's success and debited
+    nothing, while PostgreSQL booked a second bet (PAD SPACE collations)."""
+    user_id, token = player
+    order = order_no()
+    assert hash_api.add(token, user_id, order)["code"] == 0
+    value = {"token": token, "order_no": order, "request_id": order}[field] + blank
+    before = hash_state(app)
+    for keyed in (value, blank + value.strip()):
+        assert call(hash_api, path, token, user_id, order, {field: keyed}) == {
+            "code": 1001, "msg": f"invalid parameters: {field} must not start or end with a blank"}
+    assert hash_state(app) == before
+
+
 LIMITS = {"token": 255, "request_id": 128, "currency": 16, "order_no": 64, "entry_key": 64,
           "round_id": 64}
 WIDE = "\U0001F3B2"  # 4 bytes in UTF-8: a column counting bytes would overflow first

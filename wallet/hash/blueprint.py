@@ -62,7 +62,7 @@ def open_envelope() -> tuple[dict, RequestId]:
     window_ms = int(config["HASH_TIMESTAMP_WINDOW_MS"])
     if abs(now_ms - timestamp) > window_ms:
         raise HashError(1004)
-    return plain, RequestId(text(plain, "request_id", max_len=128), _utc(timestamp), _utc(now_ms),
+    return plain, RequestId(key(plain, "request_id", max_len=128), _utc(timestamp), _utc(now_ms),
                             timedelta(milliseconds=window_ms))
 
 
@@ -78,6 +78,16 @@ def text(plain, name, *, max_len=255, default=None):
         raise HashError(1001, f"{name} must be a non-empty string of at most {max_len} characters")
     if not storable(value):
         raise HashError(1001, f"{name} must be valid UTF-8 text without NUL")
+    return value
+
+
+def key(plain, name, *, max_len=255):
+    """A value rows are found by (order_no, request_id, token): no blank at either end. MySQL's and
+    MariaDB's PAD SPACE collations find "H1" for "H1 " and the other databases do not, so such a key
+    is refused on all of them alike (docs/hash.md §11.4)."""
+    value = text(plain, name, max_len=max_len)
+    if value != value.strip():
+        raise HashError(1001, f"{name} must not start or end with a blank")
     return value
 
 
@@ -151,13 +161,13 @@ def merchant():
 @bp.post("/user/info")
 def user_info():
     plain, request_id = open_envelope()
-    return success(merchant().user_info(text(plain, "token"), request_id))
+    return success(merchant().user_info(key(plain, "token"), request_id))
 
 
 @bp.post("/user/balance")
 def user_balance():
     plain, request_id = open_envelope()
-    return success(merchant().user_balance(text(plain, "token"),
+    return success(merchant().user_balance(key(plain, "token"),
                                            text(plain, "currency", max_len=16, default="USDT"),
                                            request_id))
 
@@ -166,8 +176,8 @@ def user_balance():
 def order_add():
     plain, request_id = open_envelope()
     return success(merchant().order_add(
-        token=text(plain, "token"), user_id=user_id(plain),
-        order_no=text(plain, "order_no", max_len=64),
+        token=key(plain, "token"), user_id=user_id(plain),
+        order_no=key(plain, "order_no", max_len=64),
         currency=text(plain, "currency", max_len=16, default="USDT"),  # optional, default USDT
         amount=money(plain, "amount", positive=True), entry_key=text(plain, "entry_key", max_len=64),
         round_id=round_id(plain), bet_info=bet_info(plain), request_id=request_id))
@@ -177,7 +187,7 @@ def order_add():
 def order_update():
     plain, request_id = open_envelope()
     return success(merchant().order_update(
-        user_id=user_id(plain), order_no=text(plain, "order_no", max_len=64),
+        user_id=user_id(plain), order_no=key(plain, "order_no", max_len=64),
         currency=text(plain, "currency", max_len=16), amount=money(plain, "amount", positive=True),
         status=status(plain), prize=money(plain, "prize"), tax=money(plain, "tax"),
         bonus=money(plain, "bonus"), bet_info=bet_info(plain),
