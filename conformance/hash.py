@@ -412,6 +412,13 @@ def cases() -> list:
             refused(placing(entry_key="pc28\x001"), 1001),
             refused(placing(bet_info='[{"key":"\ud800"}]'), 1001)],
             "Hash §4.5", ours="such text is refused 1001"),
+        Case("an order_no with a blank at either end is refused", [
+            add(delta="-10", rule=PROVIDER, money_rule=PROVIDER),
+            refused(lambda ctx: Request("order/add", ctx.target.order(ctx.ids["O1"] + " ")), 1001),
+            refused(lambda ctx: Request("order/add", ctx.target.order(" " + ctx.ids["O1"])), 1001),
+            update(status=CANCELLED, delta="10", rule=PROVIDER, money_rule=PROVIDER)],
+            "Hash §4.5, §11.4", ours="an order_no, request_id or token with a blank at either end is "
+                                     "refused 1001 (MySQL compares \"O1 \" equal to \"O1\")"),
         Case("an update whose data differ from its order's is refused", [
             add(delta="-10", rule=PROVIDER, money_rule=PROVIDER),
             update(prize=10, fields={"amount": 11}, ok=False, delta="0", code=3001),

@@ -124,7 +124,7 @@ def test_this_wallet_passes_both_suites(app, database_url):
                                         "--strict"))
         assert status == 0, out
         assert not_passed(out) == {}, out
-        assert len(verdicts(out)) == 26
+        assert len(verdicts(out)) == 27
     assert audit(app.extensions["engine"]) == []
 
 

@@ -281,6 +281,10 @@ def bet_info_unchecked(monkeypatch, app):
     monkeypatch.setattr(hash_api, "bet_info", lambda plain: str(plain.get("bet_info")))
 
 
+def blanks_around_keys(monkeypatch, app):
+    monkeypatch.setattr(hash_api, "key", lambda plain, name, max_len=255: hash_api.text(plain, name, max_len=max_len))
+
+
 def no_timestamp_window(monkeypatch, app):
     app.config["HASH_TIMESTAMP_WINDOW_MS"] = str(10**13)
 
@@ -310,6 +314,8 @@ MUTANTS_HASH = {
     "bet_info is not checked": (bet_info_unchecked, {
         "order/add rules: nothing is debited for a bad request": "FAIL",
         "text no database can store (a lone surrogate, NUL) is refused": "WARN"}, ()),
+    "an order_no with a trailing blank is another order": (blanks_around_keys, {
+        "an order_no with a blank at either end is refused": "WARN"}, ()),
     "no timestamp window": (no_timestamp_window, {"a timestamp from 2022 is refused": "WARN"}, ()),
     "refusals answered HTTP 400": (errors_as_http_400, {
         "an unknown token is refused": "FAIL", "bad envelopes are refused and move nothing": "FAIL",

@@ -79,6 +79,6 @@ def test_a_standalone_run_passes_this_wallet_and_writes_nothing(isolated_kit, ap
         result = isolated_kit("hash", "--url", base, "--merchant-id", MERCHANT_ID, "--secret", HASH_SECRET,
                               "--token", ids["session"], "--strict")
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "26 passed, 0 failed, 0 warnings, 0 skipped" in result.stdout
+        assert "27 passed, 0 failed, 0 warnings, 0 skipped" in result.stdout
     assert files_under(isolated_kit.cwd) == before  # no file written (the JUnit report went where asked)
     assert junit.read_text().startswith("<?xml")
