@@ -52,6 +52,29 @@ def audit(engine) -> list[str]:
     return audit_books(engine, _REGISTERED["wallet.audits"])
 
 
+@contextlib.contextmanager
+def wallet_on_a_server_of_its_own(kind: str, database: str):
+    """(server, url, app): a wallet with its schema on a throwaway PostgreSQL or MariaDB server of
+    its own, for the tests that stop or restart the server. Afterwards the books are audited and
+    the server removed."""
+    if os.environ.get(f"WALLET_TEST_{'POSTGRES' if kind == 'postgres' else 'MYSQL'}_URL"):
+        pytest.skip("needs a server of its own to stop")
+    server, reason = {"postgres": dbservers.start_postgres, "mariadb": dbservers.start_mariadb}[kind]()
+    if server is None:
+        pytest.skip(reason)
+    try:
+        server.admin(f"CREATE DATABASE {database}")
+        url = server.url(database)
+        app = create_app({**TEST_CONFIG, "DATABASE_URL": url})
+        init_schema(app.extensions["engine"])
+        yield server, url, app
+        app.extensions["engine"].dispose()  # the test's own pool still holds connections from before the stop
+        assert audit(app.extensions["engine"]) == []
+        app.extensions["engine"].dispose()
+    finally:
+        server.stop()
+
+
 def _wanted():
     return [d.strip() for d in os.environ.get("WALLET_TEST_DATABASES", ",".join(DATABASES)).split(",")]
 

@@ -9,15 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
-from conftest import (HASH_SECRET, HP_SECRET, MERCHANT_ID, TEST_CONFIG, gunicorn, ledger_rows,
-                      new_player, parallel, post_json, tx)
+from conftest import (HASH_SECRET, HP_SECRET, MERCHANT_ID, audit, gunicorn, ledger_rows, new_player,
+                      parallel, post_json, tx, wallet_on_a_server_of_its_own)
 
-import dbservers
 from app import create_app
 from wallet.core import db, schema
-from conftest import audit
 from wallet.hash.envelope import encrypt
-from conftest import init_schema
 
 
 def hp(base, endpoint, **fields):
@@ -148,16 +145,7 @@ def test_the_audit_sees_one_snapshot_under_live_traffic(app, database_url):
 def test_after_a_database_restart_no_call_fails(kind):
     """Every pooled connection is dead after the restart: the first call to meet one invalidates
     the pool and is retried on a fresh connection, before anything was written."""
-    if dbservers.os.environ.get(f"WALLET_TEST_{'POSTGRES' if kind == 'postgres' else 'MYSQL'}_URL"):
-        pytest.skip("needs a server of its own to restart")
-    server, reason = {"postgres": dbservers.start_postgres, "mariadb": dbservers.start_mariadb}[kind]()
-    if server is None:
-        pytest.skip(reason)
-    try:
-        server.admin("CREATE DATABASE restart")
-        url = server.url("restart")
-        app = create_app({**TEST_CONFIG, "DATABASE_URL": url})
-        init_schema(app.extensions["engine"])
+    with wallet_on_a_server_of_its_own(kind, "restart") as (server, url, app):
         _, session = new_player(app, "100")
         with gunicorn(url, workers=2) as base:
             # warm every worker's pool with several connections at once
@@ -169,11 +157,6 @@ def test_after_a_database_restart_no_call_fails(kind):
                        for _ in range(12)]
             assert [status for status, _ in answers] == [200] * 12
             assert answers[-1][1]["balance"] == "88.00"
-        app.extensions["engine"].dispose()
-        assert audit(app.extensions["engine"]) == []
-        app.extensions["engine"].dispose()
-    finally:
-        server.stop()
 
 
 def test_a_database_error_never_logs_a_token(app, client, caplog):

@@ -11,14 +11,10 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from conftest import HP_SECRET, TEST_CONFIG, gunicorn, new_player, post_json, tx
+from conftest import HP_SECRET, audit, gunicorn, new_player, post_json, tx, wallet_on_a_server_of_its_own
 
-import dbservers
-from app import create_app
 from wallet.core import schema
 from wallet.hp100 import schema as hp_schema
-from conftest import init_schema
-from conftest import audit
 
 
 def hp(base, endpoint, **fields):
@@ -27,16 +23,7 @@ def hp(base, endpoint, **fields):
 
 @pytest.mark.parametrize("kind", ["postgres", "mariadb"])
 def test_database_outage_answers_702_writes_nothing_and_recovers(kind):
-    if os.environ.get(f"WALLET_TEST_{'POSTGRES' if kind == 'postgres' else 'MYSQL'}_URL"):
-        pytest.skip("needs a server of its own to stop")
-    server, reason = {"postgres": dbservers.start_postgres, "mariadb": dbservers.start_mariadb}[kind]()
-    if server is None:
-        pytest.skip(reason)
-    try:
-        server.admin("CREATE DATABASE outage")
-        url = server.url("outage")
-        app = create_app({**TEST_CONFIG, "DATABASE_URL": url})
-        init_schema(app.extensions["engine"])
+    with wallet_on_a_server_of_its_own(kind, "outage") as (server, url, app):
         _, session = new_player(app, "100")
         with gunicorn(url, workers=2, allow_errors=True) as base:
             assert hp(base, "withdrawal", sessionId=session, txId=tx(), amount="10")[0] == 200
@@ -51,11 +38,6 @@ def test_database_outage_answers_702_writes_nothing_and_recovers(kind):
             server.start()  # the same data, the same port: no restart of the wallet needed
             assert hp(base, "withdrawal", sessionId=session, txId=during, amount="10")[0] == 200
             assert hp(base, "balance", sessionId=session)[1]["balance"] == "80.00"
-        app.extensions["engine"].dispose()  # this test's own pool still holds pre-outage connections
-        assert audit(app.extensions["engine"]) == []
-        app.extensions["engine"].dispose()
-    finally:
-        server.stop()
 
 
 def worker_pids(base):
