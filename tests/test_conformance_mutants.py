@@ -13,7 +13,8 @@ from types import SimpleNamespace
 import pytest
 from conftest import TEST_CONFIG, init_schema, new_player
 from flask import request
-from test_conformance import all_sessions, hash_args, hp_args, kit, memory_wallet, not_passed, serve
+from test_conformance import (CaseSensitive, all_sessions, hash_args, hp_args, kit, memory_wallet, not_passed,
+                              serve)
 
 from app import create_app
 from wallet.core import money
@@ -67,23 +68,6 @@ class RollbackRefundsTheRequestAmount(TestCasino):
         if op == "rollback" and sent:
             amount = Decimal(sent)
         return super().move(store, wallet, amount, op, tx_id)
-
-
-class CaseSensitiveTxIds(TestCasino):
-    """An upper-case txId is another transaction."""
-
-    def withdrawal(self, session_id, tx_id, amount, user_id=None):
-        return super().withdrawal(session_id, _cased(tx_id), amount, user_id)
-
-    def deposit(self, tx_id, amount, session_id=None, user_id=None):
-        return super().deposit(_cased(tx_id), amount, session_id, user_id)
-
-    def rollback(self, tx_id, session_id=None, user_id=None):
-        return super().rollback(_cased(tx_id), session_id, user_id)
-
-
-def _cased(tx_id):
-    return tx_id if tx_id == tx_id.lower() else "upper:" + tx_id
 
 
 class ForgetsEarlyRollbacks(TestCasino):
@@ -228,7 +212,7 @@ MUTANTS_100HP = {
         "a withdrawal truncates to cents; its repeat is 607": "FAIL", "bonusWin credits once": "FAIL",
         "a txId in upper case is the same transaction": "FAIL"}, ()),
     "601 before 400": (TestCasino, secret_before_fields, {"a bad field with a wrong secret: 400 wins": "WARN"}, ()),
-    "txIds case-sensitive": (CaseSensitiveTxIds, None, {"a txId in upper case is the same transaction": "WARN"}, ()),
+    "txIds case-sensitive": (CaseSensitive, None, {"a txId in upper case is the same transaction": "WARN"}, ()),
     "a late withdrawal is booked after its rollback": (ForgetsEarlyRollbacks, None, {
         "a rollback before its withdrawal: 605, then the withdrawal books nothing": "FAIL"}, ()),
     "a repeated rollback refunds again": (RefundsTwice, None, {
