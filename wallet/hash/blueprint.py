@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..core.db import DatabaseUnavailable
 from ..core.money import AmountError, parse_hash_amount
+from ..core.schema import storable
 from ..guard import address_allowed, note_reference, note_result
 from .envelope import EnvelopeError, decrypt, encrypt
 from .orders import HashError, RequestId
@@ -89,15 +90,6 @@ def key(plain, name, *, max_len=255):
     if value != value.strip():
         raise HashError(1001, f"{name} must not start or end with a blank")
     return value
-
-
-def storable(value: str) -> bool:
-    """JSON can carry lone surrogates ("\\ud800") and NUL, which no database column can store."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in value
 
 
 def user_id(plain) -> int:

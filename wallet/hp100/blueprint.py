@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..core.db import DatabaseUnavailable
 from ..core.money import AmountError, parse_hp_amount
+from ..core.schema import storable
 from ..guard import address_allowed, note_reference
 from .casino import CasinoError
 
@@ -34,22 +35,13 @@ def text(name, *, required=True, max_len=None):
             return None
         if not isinstance(value, str):
             raise CasinoError(400, f"{name} must be a string")
-        if not _storable(value):
+        if not storable(value):
             raise CasinoError(400, f"{name} must be valid UTF-8 text without NUL")  # ours
         if max_len and len(value) > max_len:  # ours: the column's width, the same on every database
             raise CasinoError(400, f"{name} must be <= {max_len} characters")
         return value
     check.field = name
     return check
-
-
-def _storable(value: str) -> bool:
-    """JSON can carry lone surrogates ("\\ud800") and NUL, which no database column can store."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in value
 
 
 def tx_id(max_len=None):
