@@ -22,9 +22,11 @@ The grammar, kept small on purpose:
   is an error: say which doc.
 - A "§" not followed by a digit is not a reference (a regular expression, "§n.m" in prose).
 
-A second test fails if any tracked file still points outside the repository at the protocol notes
-the docs replaced: the text `../shared`, `shared/spec` or `DESIGN.md`. This file is exempt from both
-checks, since it names what it looks for.
+A second test fails if any tracked file points at a document the repository does not have: every
+`*.md` a file names must be one of the repository's (by its path, from the root or from the file's
+folder, or by a name only one tracked document has), and no relative path in a Markdown file may
+climb out of the repository. This file is exempt from the first check (its grammar test makes up
+references).
 """
 import os
 import re
@@ -37,7 +39,8 @@ GUIDES = ("100hp.md", "hash.md")
 DOC_NAMES = {"docs/100hp.md": "100hp.md", "100HP": "100hp.md", "docs/hash.md": "hash.md", "Hash": "hash.md"}
 REFERENCE = re.compile(r"(?:(?<![\w/])(docs/100hp\.md|docs/hash\.md|100HP|Hash)`?\s+)?§(\d+(?:\.\d+)*)")
 SEPARATORS = re.compile(r"[\s,;/#–-]*(?:(?:and|or)[\s,;/#–-]+)?")
-FORBIDDEN = ("../shared", "shared/spec", "DESIGN.md")
+MARKDOWN_NAME = re.compile(r"(?<![\w./-])((?:\.\./|[\w.-]+/)*[\w-]+\.md)\b")
+UPWARD = re.compile(r"(?<![\w.])(?:\.\./)+[^\s)`'\"]*")
 
 
 def headings(name: str) -> set:
@@ -118,14 +121,42 @@ def test_the_reference_grammar():
 
 def tracked_files() -> list:
     listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
-    return [path for path in listed.stdout.decode().split("\0") if path and path != THIS]
+    return [path for path in listed.stdout.decode().split("\0") if path and (ROOT / path).is_file()]
+
+
+def outside_references(path: str, text: str, documents: set) -> list:
+    """`path:line: name` for each document `text` names that the repository does not have."""
+    folder = Path(path).parent
+    names = [Path(doc).name for doc in documents]
+    problems = []
+    for number, line in enumerate(text.splitlines(), 1):
+        for name in MARKDOWN_NAME.findall(line):
+            inside = (name in documents or os.path.normpath(folder / name) in documents
+                      or names.count(name) == 1)
+            problems += [] if inside else [f"{path}:{number}: {name}"]
+        if path.endswith(".md"):
+            ups = [up.rstrip(".,;:") for up in UPWARD.findall(line)]
+            problems += [f"{path}:{number}: {up}" for up in ups
+                         if not (ROOT / folder / up).resolve().is_relative_to(ROOT)]
+    return list(dict.fromkeys(problems))  # a path climbing out that names a document: said once
 
 
 def test_nothing_points_outside_the_repository():
+    files = tracked_files()
+    documents = {path for path in files if path.endswith(".md")}
     problems = []
-    for path in tracked_files():
-        if not (ROOT / path).is_file():
-            continue  # deleted in the working tree, not yet committed
-        for number, line in enumerate((ROOT / path).read_bytes().decode("utf-8", "replace").splitlines(), 1):
-            problems += [f"{path}:{number}: {word}" for word in FORBIDDEN if word in line]
-    assert not problems, "mentions of notes outside the repository:\n" + "\n".join(problems)
+    for path in files:
+        if path != THIS:
+            problems += outside_references(path, (ROOT / path).read_bytes().decode("utf-8", "replace"), documents)
+    assert not problems, "documents the repository does not have:\n" + "\n".join(problems)
+
+
+def test_what_points_outside():
+    """The rules of the second test, on made-up lines."""
+    documents = {"README.md", "docs/hash.md", "bench/README.md"}
+    assert outside_references("docs/porting.md", "see docs/hash.md, hash.md and ../README.md", documents) == []
+    assert outside_references("bench/run.py", "# bench/README.md; ../README.md", documents) == []
+    assert outside_references("wallet/x.py", "# the rule in NOTES.md §4", documents) == ["wallet/x.py:1: NOTES.md"]
+    assert outside_references("README.md", "[spec](../notes/spec/100hp.md), [x](../notes/)", documents) == [
+        "README.md:1: ../notes/spec/100hp.md", "README.md:1: ../notes/"]
+    assert outside_references("README.md", "two READMEs: README.md is ambiguous only by name", documents | {"a/README.md"}) == []
