@@ -39,7 +39,7 @@ def inner(target: str, calls: int) -> None:
     sys.path.insert(0, str(ROOT))
     url = f"sqlite:///{tempfile.mkdtemp()}/instructions.db"
     os.environ.update(DATABASE_URL=url, HP_SECRET="s")
-    from app import create_app
+    from wallet.app import create_app
     from wallet.core import accounts, db
     wallet = create_app({"DATABASE_URL": url, "SANDBOX_DEMO": "0", "CONSOLE": "0", "HP_SECRET": "s"})
     logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # the log line is counted, not shown

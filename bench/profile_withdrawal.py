@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app import create_app  # noqa: E402
+from wallet.app import create_app  # noqa: E402
 from wallet.core import accounts, db  # noqa: E402
 
 

@@ -31,7 +31,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import dbservers  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
-from app import create_app  # noqa: E402
+from wallet.app import create_app  # noqa: E402
 from wallet.core import accounts, db, schema  # noqa: E402
 from wallet.core.audit import audit  # noqa: E402
 from wallet.hash.blueprint import dumps  # noqa: E402

@@ -31,8 +31,8 @@ import clusters
 import dbservers
 import test_100hp_e2e as hp_e2e
 import test_hash_e2e as hash_e2e
-from app import create_app
 from test_hash_e2e import add as hash_add, update as hash_update
+from wallet.app import create_app
 from wallet.core import accounts, db, schema
 from wallet.hp100 import schema as hp_schema
 from conftest import audit, init_schema
