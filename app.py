@@ -1,6 +1,6 @@
 """`gunicorn app:app` and `flask --app app`: the wallet, built from the environment by
-wallet.create_app (tests and embedders call that themselves, with settings of their own)."""
-from wallet import create_app
+wallet/app.py's create_app (tests and embedders call that themselves, with settings of their own)."""
+from wallet.app import create_app
 
 
 def __getattr__(name):

@@ -2,7 +2,6 @@
 
 Runs from a checkout with only conformance/requirements.txt installed: it imports nothing from
 the wallet, builds nothing and writes no file (but the --junit report you ask for).
-`flask --app app conformance ...` is the same command (conformance/cli.py, for the Flask CLI).
 
 Exit status: 0 every case passed (warnings allowed), 1 a case failed (or, soak: money was lost or
 doubled, or an answer was wrong), 2 the run could not start (unreachable wallet, a test session or

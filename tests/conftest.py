@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dbservers  # noqa: E402
 import httpclient  # noqa: E402
 
-from app import create_app  # noqa: E402
+from wallet.app import create_app  # noqa: E402
 from wallet.core import accounts, db, schema  # noqa: E402
 from wallet.core.audit import audit as audit_books  # noqa: E402
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import DATABASES, HP_SECRET, TEST_CONFIG, ledger_rows, new_player, prepare_database, tx
 
-from app import create_app
+from wallet.app import create_app
 from wallet.core import accounts, db, schema
 from wallet.hp100.testcasino import TestCasino
 

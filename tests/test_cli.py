@@ -5,7 +5,7 @@ import sys
 
 from conftest import HP_SECRET, ROOT, gunicorn, post_json
 
-from app import create_app
+from wallet.app import create_app
 
 
 def test_create_player_and_session(app):

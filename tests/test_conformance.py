@@ -1,7 +1,6 @@
 """The conformance kit against this wallet: it passes on every database (real gunicorn), and its
 reports are honest: the request shown is the one sent, a failing case cleans up after itself, the
-JSON and JUnit reports and the exit codes say what happened. `flask --app app conformance` is an
-alias of `python -m conformance`.
+JSON and JUnit reports and the exit codes say what happened.
 
 Helpers used by the other tests/test_conformance_*.py files live here too: `serve` (an app on real
 HTTP in a thread), `kit` (the kit's main, in this process) and `memory_wallet` (a TestCasino on
@@ -18,8 +17,8 @@ from decimal import Decimal
 from conftest import HASH_SECRET, HP_SECRET, MERCHANT_ID, TEST_CONFIG, audit, gunicorn, init_schema, new_player
 from werkzeug.serving import make_server
 
-from app import create_app
 from conformance.main import main
+from wallet.app import create_app
 from wallet.core import accounts, db
 from wallet.hp100 import blueprint as hp
 from wallet.hp100.casino import OPEN, CasinoError
@@ -126,19 +125,6 @@ def test_this_wallet_passes_both_suites(app, database_url):
         assert not_passed(out) == {}, out
         assert len(verdicts(out)) == 27
     assert audit(app.extensions["engine"]) == []
-
-
-def test_the_flask_alias_is_the_same_command(app, database_url):
-    ids = sql_players(app)
-    runner = app.test_cli_runner()
-    result = runner.invoke(args=["conformance", "--help"])
-    assert result.exit_code == 0 and "usage: python -m conformance" in result.output
-    with gunicorn(database_url, workers=2) as base:
-        result = runner.invoke(args=["conformance", *hp_args(base, ids, "--only", "withdrawal")])
-        assert result.exit_code == 0, result.output
-        assert "0 failed" in result.output and "a withdrawal truncates to cents" in result.output
-        result = runner.invoke(args=["conformance", *hp_args(base, {"session": "no-such-session"})])
-        assert result.exit_code == 2
 
 
 # ---- exit codes ------------------------------------------------------------------------------------------

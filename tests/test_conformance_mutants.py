@@ -16,7 +16,7 @@ from flask import request
 from test_conformance import (CaseSensitive, all_sessions, hash_args, hp_args, kit, memory_wallet, not_passed,
                               serve)
 
-from app import create_app
+from wallet.app import create_app
 from wallet.core import money
 from wallet.hash import blueprint as hash_api
 from wallet.hash import orders as hash_orders

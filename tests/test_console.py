@@ -11,7 +11,7 @@ import pytest
 from conftest import HP_SECRET, ROOT, TEST_CONFIG, gunicorn, post_json, tx
 from test_settings import PRODUCTION
 
-from app import create_app
+from wallet.app import create_app
 from wallet.settings import SettingsError
 from conftest import init_schema
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from conftest import (HASH_SECRET, HP_SECRET, MERCHANT_ID, audit, gunicorn, ledger_rows, new_player,
                       parallel, post_json, tx, wallet_on_a_server_of_its_own)
 
-from app import create_app
+from wallet.app import create_app
 from wallet.core import db, schema
 from wallet.hash.envelope import encrypt
 

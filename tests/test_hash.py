@@ -17,7 +17,7 @@ from Crypto.Cipher import AES
 from conftest import (DATABASES, HASH_SECRET, MERCHANT_ID, TEST_CONFIG, ledger_rows, new_player,
                       prepare_database)
 
-from app import create_app
+from wallet.app import create_app
 from wallet.core import accounts
 from wallet.hash import orders as hash_orders
 from wallet.hash.blueprint import dumps

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from conftest import DATABASES, TEST_CONFIG, new_player, prepare_database
 
-from app import create_app
+from wallet.app import create_app
 from wallet.hash.memory_wallet import MemoryHashWallet
 from wallet.hp100.casino import CasinoError
 from wallet.hash.orders import HashError

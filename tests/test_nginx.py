@@ -12,7 +12,7 @@ from conftest import HP_SECRET, ROOT, TEST_CONFIG, gunicorn, new_player, post_js
 from dbservers import free_port
 from httpclient import request
 
-from app import create_app
+from wallet.app import create_app
 from conftest import init_schema
 
 NGINX = shutil.which("nginx", path="/usr/sbin:/usr/bin")

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import HP_SECRET, TEST_CONFIG, gunicorn, new_player, post_json, tx
 
-from app import create_app
+from wallet.app import create_app
 from wallet.settings import load_config
 from wallet.core import schema
 from wallet.hp100 import schema as hp_schema

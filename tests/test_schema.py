@@ -5,7 +5,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import DATABASES, fresh_database
 
-from app import create_app
+from wallet.app import create_app
 from wallet.core import db, schema
 from conftest import init_schema
 

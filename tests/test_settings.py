@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from conftest import HASH_SECRET, HP_SECRET, ROOT, TEST_CONFIG
 from dbservers import free_port
 
-from app import create_app
+from wallet.app import create_app
 from wallet.core import schema
 from wallet.settings import SANDBOX_DEFAULTS, SETTINGS, SettingsError, load_config
 

@@ -1,6 +1,6 @@
 """The sandbox: on an empty SQLite database at start-up, a demo player and session, logged with
 ready-to-paste curl lines; and `flask --app app demo` for another. Optional: delete this module
-and its line in wallet/__init__.py; the wallet is unchanged.
+and its line in wallet/app.py; the wallet is unchanged.
 """
 import json
 import logging

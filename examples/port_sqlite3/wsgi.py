@@ -7,7 +7,7 @@ in-memory SQLite, so nothing of this repository's schema is created in the casin
 import os
 
 from examples.port_sqlite3.port_casino import PortCasino
-from wallet import create_app
+from wallet.app import create_app
 
 casino = PortCasino(os.environ.get("CASINO_DB", "casino.db"))
 casino.init()

@@ -31,16 +31,6 @@ Money = Numeric(24, 6, asdecimal=True).with_variant(DecimalText(), "sqlite")
 Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
 
 
-def storable(value: str) -> bool:
-    """JSON can carry lone surrogates ("\\ud800") and NUL, which no database column can store: both
-    providers' blueprints refuse such text before it reaches one."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in value
-
-
 metadata = MetaData()
 
 players = Table(

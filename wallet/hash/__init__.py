@@ -17,6 +17,7 @@ DDL_DIR = Path(__file__).resolve().parent / "ddl"
 
 def register(app, hash_wallet=None) -> None:
     """Mount the endpoints on `app`; `hash_wallet` replaces the SQL one (e.g. a MemoryHashWallet)."""
+    # imported here, not above: importing the rules runs this file and must not load Flask
     from . import audit, commands, reconcile
     from .blueprint import bp, unexpected_error
     from .sql_wallet import SqlHashWallet

@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..core.db import DatabaseUnavailable
 from ..core.money import AmountError, parse_hash_amount
-from ..core.schema import storable
+from ..core.text import storable
 from ..guard import address_allowed, note_reference, note_result
 from .envelope import EnvelopeError, decrypt, encrypt
 from .orders import HashError, RequestId

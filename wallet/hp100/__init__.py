@@ -15,6 +15,7 @@ DDL_DIR = Path(__file__).resolve().parent / "ddl"
 
 def register(app, casino=None) -> None:
     """Mount the endpoints on `app`; `casino` replaces the SQL YourCasino (e.g. a TestCasino)."""
+    # imported here, not above: importing the rules runs this file and must not load Flask
     from . import audit, commands
     from .blueprint import bp, unexpected_error
     from .your_casino import YourCasino

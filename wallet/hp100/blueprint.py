@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..core.db import DatabaseUnavailable
 from ..core.money import AmountError, parse_hp_amount
-from ..core.schema import storable
+from ..core.text import storable
 from ..guard import address_allowed, note_reference
 from .casino import CasinoError
 

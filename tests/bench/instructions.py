@@ -1,8 +1,8 @@
 """Instructions per 100HP withdrawal, the wallet's and the raw-driver reference's, counted by
 valgrind's callgrind: within 1 % on every run, whatever else the machine is doing, so a change of a
-few percent shows (the wrk figures of bench/run.py move by 5-20 % between runs on 2 shared cores).
+few percent shows (the wrk figures of tests/bench/run.py move by 5-20 % between runs on 2 shared cores).
 
-    python bench/instructions.py [N]        # needs valgrind (Debian package)
+    python tests/bench/instructions.py [N]        # needs valgrind (Debian package)
 
 In-process, on SQLite: N withdrawals through each app's WSGI callable, counted after a warm-up;
 the fsync of each commit is a wait, not instructions, so this is the CPU side of a call only.
@@ -20,7 +20,7 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def count(target: str, calls: int) -> int:
@@ -39,7 +39,7 @@ def inner(target: str, calls: int) -> None:
     sys.path.insert(0, str(ROOT))
     url = f"sqlite:///{tempfile.mkdtemp()}/instructions.db"
     os.environ.update(DATABASE_URL=url, HP_SECRET="s")
-    from app import create_app
+    from wallet.app import create_app
     from wallet.core import accounts, db
     wallet = create_app({"DATABASE_URL": url, "SANDBOX_DEMO": "0", "CONSOLE": "0", "HP_SECRET": "s"})
     logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # the log line is counted, not shown
@@ -48,7 +48,7 @@ def inner(target: str, calls: int) -> None:
     session = db.transaction(engine, lambda conn: accounts.create_session(
         conn, accounts.create_player(conn, "p", "USD", Decimal(10**9))))
     if target == "raw":
-        from bench import raw_app
+        from tests.bench import raw_app
         app = raw_app.app
     else:
         app = wallet

@@ -1,4 +1,4 @@
-"""bench/run.py, the README's benchmark command, end to end on SQLite: every call answers without an
+"""tests/bench/run.py, the README's benchmark command, end to end on SQLite: every call answers without an
 error, the table has every row, and the books are audited afterwards."""
 import re
 import shutil
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.skipif(not shutil.which("wrk"), reason="wrk is not installed")
 def test_the_benchmark_runs_every_call_and_checks_the_books():
-    done = subprocess.run([sys.executable, "bench/run.py", "--databases", "sqlite", "--connections", "2",
+    done = subprocess.run([sys.executable, "tests/bench/run.py", "--databases", "sqlite", "--connections", "2",
                            "--workloads", "hot", "--duration", "1", "--rounds", "1"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

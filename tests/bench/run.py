@@ -1,12 +1,12 @@
 """The benchmark: how fast is a wallet call, against the floor of the stack and the raw driver.
 
-    python bench/run.py [--databases sqlite,postgres,mariadb] [--connections 1,16,64]
-                        [--workloads hot,spread] [--duration 3] [--rounds 3] [--filled 0]
+    python tests/bench/run.py [--databases sqlite,postgres,mariadb] [--connections 1,16,64]
+                              [--workloads hot,spread] [--duration 3] [--rounds 3] [--filled 0]
 
 For each database (PostgreSQL and MariaDB started as throwaway servers with their default commit
 durability; SQLite in WAL with synchronous=FULL) it starts `gunicorn app:app` and the raw-driver
-reference (bench/raw_app.py) with the same settings, drives them with wrk (bench/wallet.lua), prints
-one table (requests/s, p50/p99 latency, ratio to the floor measured in the same run, errors and
+reference (tests/bench/raw_app.py) with the same settings, drives them with wrk
+(tests/bench/wallet.lua), prints one table (requests/s, p50/p99 latency, ratio to the floor measured in the same run, errors and
 the first error answer; each figure the median of `--rounds` runs after a warm-up round, the calls
 interleaved), and then checks the books with the audit: speed is never bought with correctness.
 `--filled N` first books N ledger rows (with their bets), to show throughput does not fall as the
@@ -26,12 +26,12 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import dbservers  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
-from app import create_app  # noqa: E402
+from wallet.app import create_app  # noqa: E402
 from wallet.core import accounts, db, schema  # noqa: E402
 from wallet.core.audit import audit  # noqa: E402
 from wallet.hash.blueprint import dumps  # noqa: E402
@@ -142,7 +142,7 @@ def server(target, url, port, ready_path):
 def wrk(base, mode, connections, duration, env) -> dict:
     lines_mode = mode.startswith("hash")
     command = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "10s",
-               "-s", str(ROOT / "bench" / "wallet.lua"), base]
+               "-s", str(ROOT / "tests" / "bench" / "wallet.lua"), base]
     run_env = {**os.environ, **env, "BENCH_MODE": "lines" if lines_mode else mode,
                "BENCH_SECRET": HP_SECRET, "BENCH_MERCHANT": MERCHANT}
     done = subprocess.run(command, env=run_env, capture_output=True, text=True)
@@ -175,7 +175,7 @@ def bench_database(kind, args, tmp) -> list:
         groups = {w: players(engine, PLAYERS[w]) for w in args.workloads}
         rows = []
         with server("app:app", url, dbservers.free_port(), "/healthz") as wallet, \
-                server("bench.raw_app:app", url, dbservers.free_port(), "/floor") as raw:
+                server("tests.bench.raw_app:app", url, dbservers.free_port(), "/floor") as raw:
             for workload in args.workloads:
                 sessions_file = Path(tmp) / f"sessions-{workload}.txt"
                 sessions_file.write_text("\n".join(t for _, t in groups[workload]) + "\n")

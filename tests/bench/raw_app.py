@@ -1,6 +1,6 @@
 """The benchmark's reference: the 100HP withdrawal written by hand on the raw driver (sqlite3,
 psycopg, PyMySQL), the same statements, locking and durability as the wallet, Flask and nothing else.
-It is the limit the wallet is measured against (`gunicorn bench.raw_app:app`), not code to copy: it
+It is the limit the wallet is measured against (`gunicorn tests.bench.raw_app:app`), not code to copy: it
 skips the Casino abstraction, the retries and most validation.
 
 `/100hp/withdrawal` only; `/floor` answers a constant JSON object, for the floor of the stack.

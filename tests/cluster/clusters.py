@@ -1,4 +1,5 @@
-"""Throwaway database clusters for tests/test_cluster.py, beside tests/dbservers.py's single servers.
+"""Throwaway database clusters for tests/cluster/test_cluster.py, beside tests/dbservers.py's single
+servers.
 
 - `start_postgres_pair()`: a PostgreSQL primary and a synchronous standby (streaming replication
   cloned with pg_basebackup, `synchronous_standby_names`, `synchronous_commit=on`); `promote()` is

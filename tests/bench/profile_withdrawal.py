@@ -1,7 +1,7 @@
 """Profile the hottest path: N 100HP withdrawals through the Flask app in-process (no HTTP), on a
 fresh SQLite database. Prints the time per call and the top functions by cumulative time.
 
-    python bench/profile_withdrawal.py [N] [DATABASE_URL]
+    python tests/bench/profile_withdrawal.py [N] [DATABASE_URL]
 """
 import cProfile
 import logging
@@ -13,8 +13,8 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app import create_app  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from wallet.app import create_app  # noqa: E402
 from wallet.core import accounts, db  # noqa: E402
 
 

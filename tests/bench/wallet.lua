@@ -1,4 +1,4 @@
--- wrk script for bench/run.py. BENCH_MODE picks the traffic:
+-- wrk script for tests/bench/run.py. BENCH_MODE picks the traffic:
 --   floor            GET /floor
 --   balance          100HP /balance
 --   withdrawal       100HP /withdrawal, a fresh txId each time

@@ -2,9 +2,12 @@
 unknown, a MariaDB Galera cluster taking one player's bets on two nodes, PgBouncer in front of
 PostgreSQL, and the /metrics that show it all.
 
-The clusters are started here, on loopback, from the Debian packages (tests/clusters.py); a test
-whose packages are missing, or whose database is left out by WALLET_TEST_DATABASES, is skipped
-and says why. Every loop is bounded in count and time.
+The clusters are started here, on loopback, from the Debian packages (tests/cluster/clusters.py);
+a test whose packages are missing, or whose database is left out by WALLET_TEST_DATABASES, is
+skipped and says why. Every loop is bounded in count and time.
+
+Like the benchmark (tests/bench/), these proofs serve the project's own claims about scaling
+(docs/scaling.md): nothing in the wallet needs them.
 """
 import fcntl
 import http.client
@@ -31,8 +34,8 @@ import clusters
 import dbservers
 import test_100hp_e2e as hp_e2e
 import test_hash_e2e as hash_e2e
-from app import create_app
 from test_hash_e2e import add as hash_add, update as hash_update
+from wallet.app import create_app
 from wallet.core import accounts, db, schema
 from wallet.hp100 import schema as hp_schema
 from conftest import audit, init_schema
