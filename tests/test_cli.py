@@ -63,3 +63,15 @@ def test_production_refuses_sandbox_secrets():
 def test_healthz_reports_the_database(tmp_path):
     app = create_app({"SANDBOX_DEMO": "0", "DATABASE_URL": f"sqlite:///{tmp_path}/missing/x.db"})
     assert app.test_client().get("/healthz").status_code == 503
+
+
+def test_flask_conformance_is_the_kits_command(tmp_path):
+    """`flask --app app conformance` runs conformance/main.py with the arguments as they are: a run
+    that cannot start (no wallet at that URL) exits 2, as `python -m conformance` does."""
+    env = {"PATH": "/usr/bin:/bin", "WALLET_ENV": "sandbox", "DATABASE_URL": f"sqlite:///{tmp_path}/w.db"}
+    flask = [sys.executable, "-m", "flask", "--app", "app", "conformance"]
+    usage = subprocess.run([*flask, "--help"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert usage.returncode == 0 and "usage: python -m conformance" in usage.stdout
+    run = subprocess.run([*flask, "100hp", "--url", "http://127.0.0.1:9/100hp", "--secret", "s",
+                          "--session", "x"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode == 2, run.stdout + run.stderr
