@@ -105,7 +105,7 @@ def host_list(raw) -> frozenset:
     return frozenset(hosts)
 
 
-# ---- the table: name -> (sandbox default, parser); the README's settings table describes each ----
+# ---- name -> (sandbox default, parser); docs/operations.md's settings table describes each ----
 SETTINGS = {
     "WALLET_ENV": ("sandbox", one_of("sandbox", "production")),
     "DATABASE_URL": ("sqlite:///wallet.db", database_url),
