@@ -2,6 +2,7 @@
 
 - The worked AES example of docs/hash.md §3.6 is recomputed from its key, IV and plaintext with the
   wallet's own `encrypt`, opened again with its `decrypt`, and its ciphertext opened by `openssl`.
+- The body limit refuses a long bet_info before bet_info's own limit, as docs/hash.md §4.5 says.
 - Both OpenAPI documents are valid OpenAPI 3.1, and their error messages are the ones the code sends.
 - Every "§n.m" a guide cites names one of its own numbered headings, and no number is used twice.
 - schemathesis generates requests from each document and sends them to a real gunicorn; every
@@ -82,6 +83,29 @@ def test_the_worked_aes_example_is_what_the_wallet_computes():
                              example["key (hex)"], "-iv", example["iv (hex)"]], input=sealed,
                             capture_output=True, check=True).stdout
     assert opened == plaintext
+
+
+# ---- the bet_info limit and the body limit (docs/hash.md §4.5) --------------------------------------
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_default_body_limit_refuses_a_bet_info_long_before_its_own_limit(app):
+    """docs/hash.md §4.5: with the default MAX_BODY_BYTES (65536), a bet_info of about 48,900 bytes
+    already makes the encrypted body too large (1001 Request Entity Too Large), far below the
+    bet_info limit of 65535 bytes."""
+    user_id, token = new_player(app, balance="1000", currency="USDT")
+    assert app.config["MAX_BODY_BYTES"] == 65536
+
+    def add(length):
+        items = "[" + ",".join(["1"] * ((length - 1) // 2)) + "]"  # a JSON array of `length` bytes
+        plain = {"token": token, "user_id": int(user_id), "order_no": uuid.uuid4().hex, "username": "u",
+                 "entry_key": "pc28-1", "round_id": 1, "currency": "USDT", "amount": 1,
+                 "bet_info": items, "timestamp": int(time.time() * 1000), "request_id": uuid.uuid4().hex}
+        body = json.dumps({"x": encrypt(json.dumps(plain).encode(), HASH_SECRET, "prefix")})
+        answer = app.test_client().post("/api/v2/order/add", data=body,
+                                        headers={"merchant-id": MERCHANT_ID})
+        return answer.get_json()
+
+    assert add(48_001)["code"] == 0
+    assert add(49_001) == {"code": 1001, "msg": "invalid parameters: Request Entity Too Large"}
 
 
 # ---- the OpenAPI documents --------------------------------------------------------------------------
