@@ -1,4 +1,4 @@
-"""The commands of the README ("Commands") and the zero-configuration sandbox start."""
+"""The commands of docs/operations.md ("Commands") and the zero-configuration sandbox start."""
 import json
 import subprocess
 import sys

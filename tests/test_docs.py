@@ -2,21 +2,23 @@
 
 - The worked AES example of docs/hash.md §3.6 is recomputed from its key, IV and plaintext with the
   wallet's own `encrypt`, opened again with its `decrypt`, and its ciphertext opened by `openssl`.
+- The body limit refuses a long bet_info before bet_info's own limit, as docs/hash.md §4.5 says.
 - Both OpenAPI documents are valid OpenAPI 3.1, and their error messages are the ones the code sends.
 - Every "§n.m" a guide cites names one of its own numbered headings, and no number is used twice.
 - schemathesis generates requests from each document and sends them to a real gunicorn; every
   answer must be one the document describes (status, content type, body schema), the HTTP status of
   a 100HP error must equal its errCode, and nothing may be a 5xx or a 702. The books must add up after.
 
-The Hash document describes the PLAINTEXT of each request, because that is what an integrator builds;
-on the wire it travels encrypted in `{"x": ...}`. schemathesis 4 has no clean place to rewrite the
-body per operation (its `before_call` hook is process-wide), so the Hash run does that step in the
-test: it takes the generated plaintext, encrypts it with the wallet's `encrypt`, posts it with the
-`merchant-id` header, and hands the answer to schemathesis' `validate_response`.
+The Hash document describes each request body as it travels, `{"x": "<Base64>"}` with the
+`merchant-id` header, and names the PLAINTEXT inside x, what an integrator builds, in the body's
+`x-plaintext`. The Hash run generates that plaintext (from a copy of the document whose bodies are
+their `x-plaintext` schemas), encrypts it with the wallet's `encrypt`, posts it as the envelope with
+the `merchant-id` header, and hands the answer to schemathesis' `validate_response`.
 
 Those two runs use SQLite only: they check the documents, not the databases (the other tests do).
 """
 import base64
+import copy
 import json
 import re
 import subprocess
@@ -83,6 +85,29 @@ def test_the_worked_aes_example_is_what_the_wallet_computes():
     assert opened == plaintext
 
 
+# ---- the bet_info limit and the body limit (docs/hash.md §4.5) --------------------------------------
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_default_body_limit_refuses_a_bet_info_long_before_its_own_limit(app):
+    """docs/hash.md §4.5: with the default MAX_BODY_BYTES (65536), a bet_info of about 48,900 bytes
+    already makes the encrypted body too large (1001 Request Entity Too Large), far below the
+    bet_info limit of 65535 bytes."""
+    user_id, token = new_player(app, balance="1000", currency="USDT")
+    assert app.config["MAX_BODY_BYTES"] == 65536
+
+    def add(length):
+        items = "[" + ",".join(["1"] * ((length - 1) // 2)) + "]"  # a JSON array of `length` bytes
+        plain = {"token": token, "user_id": int(user_id), "order_no": uuid.uuid4().hex, "username": "u",
+                 "entry_key": "pc28-1", "round_id": 1, "currency": "USDT", "amount": 1,
+                 "bet_info": items, "timestamp": int(time.time() * 1000), "request_id": uuid.uuid4().hex}
+        body = json.dumps({"x": encrypt(json.dumps(plain).encode(), HASH_SECRET, "prefix")})
+        answer = app.test_client().post("/api/v2/order/add", data=body,
+                                        headers={"merchant-id": MERCHANT_ID})
+        return answer.get_json()
+
+    assert add(48_001)["code"] == 0
+    assert add(49_001) == {"code": 1001, "msg": "invalid parameters: Request Entity Too Large"}
+
+
 # ---- the OpenAPI documents --------------------------------------------------------------------------
 @pytest.mark.parametrize("path", [HP_DOC, HASH_DOC], ids=["100hp", "hash"])
 def test_the_openapi_documents_are_valid_openapi_3_1(path):
@@ -96,6 +121,23 @@ def test_the_100hp_document_names_each_errcode_with_the_wallets_message():
     documented = {s["properties"]["errCode"]["const"]: s["properties"]["message"]["const"]
                   for name, s in schemas.items() if name.startswith("Error")}
     assert documented == {code: text for code, text in MESSAGES.items() if code != 400}
+
+
+def test_the_hash_document_describes_the_wire_body_and_names_its_plaintext():
+    """A client generated from hash.yaml sends {"x": string} with the merchant-id header, never the
+    plaintext; the plaintext each body carries is a schema of its own, named by x-plaintext."""
+    document = read_from_filename(str(HASH_DOC))[0]
+    schemas = document["components"]["schemas"]
+    envelope = schemas["Envelope"]
+    assert envelope["required"] == ["x"] and envelope["properties"]["x"]["type"] == "string"
+    for path, item in document["paths"].items():
+        operation = item["post"]
+        body = operation["requestBody"]
+        assert body["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Envelope"}, path
+        plaintext = schemas[body["x-plaintext"]["$ref"].rsplit("/", 1)[1]]
+        assert {"$ref": "#/components/schemas/Common"} in plaintext["allOf"], path
+        assert operation["parameters"] == [{"$ref": "#/components/parameters/MerchantId"}], path
+    assert document["components"]["parameters"]["MerchantId"]["in"] == "header"
 
 
 def test_the_hash_document_names_each_code_with_the_wallets_msg():
@@ -143,6 +185,16 @@ def operations(path):
     return [result.ok() for result in schemathesis.openapi.from_path(path).get_all_operations()]
 
 
+def plaintext_operations(path):
+    """The operations of a copy of the Hash document whose request bodies are their x-plaintext
+    schemas: schemathesis generates what goes inside x, the test encrypts it."""
+    document = copy.deepcopy(read_from_filename(str(path))[0])
+    for item in document["paths"].values():
+        body = item["post"]["requestBody"]
+        body["content"]["application/json"]["schema"] = body.pop("x-plaintext")
+    return [result.ok() for result in schemathesis.openapi.from_dict(document).get_all_operations()]
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_wallet_answers_as_its_100hp_document_says(app, database_url):
     user_id, session = new_player(app, balance="1000000")
@@ -182,7 +234,7 @@ def test_the_wallet_answers_as_its_hash_document_says(app, database_url):
     user_id, token = new_player(app, balance="1000000", currency="USDT")
     added, statuses = [], {}
     with gunicorn(database_url, workers=2) as base, requests.Session() as http:
-        for operation in operations(HASH_DOC):
+        for operation in plaintext_operations(HASH_DOC):
             @EXAMPLES
             @given(case=operation.as_strategy(), real=st.fixed_dictionaries(
                 {field: MOSTLY for field in ("envelope", "token", "user", "money", "order")}),

@@ -1,5 +1,5 @@
 """The layout's promise: one provider, or an optional extra, is removed by deleting its folder and
-its lines in wallet/app.py (the README's "One provider only" steps), and what is left still passes its
+its lines in wallet/app.py or app.py (the README's "One provider only" steps), and what is left still passes its
 tests. Each case performs the steps on a copy of the tree and runs the tests there (SQLite)."""
 import shutil
 import subprocess
@@ -8,7 +8,8 @@ import sys
 import pytest
 from conftest import ROOT
 
-# (what to remove, the folders, the lines of wallet/app.py, the tests that must still pass there)
+# (what to remove, the folders, the lines of wallet/app.py (of app.py where named), the tests that
+# must still pass there)
 REMOVALS = {
     "Hash (keep only 100HP)": (["wallet/hash"], ["from wallet import hash", "hash.register(app, hash_wallet)"],
                                ["tests/test_100hp.py"]),
@@ -18,7 +19,9 @@ REMOVALS = {
                                 "tests/test_hash.py::test_unknown_orders"]),
     "the console": (["wallet/console"], ["from wallet import console", "console.install(app)"],
                     ["tests/test_cli.py"]),
-    "the conformance kit": (["conformance"], [], ["tests/test_cli.py"]),  # no line: the app never imports it
+    "the conformance kit": (["conformance"], ["app.py: from conformance.cli import conformance",
+                                              "app.py: app.cli.add_command(conformance)"],
+                            ["tests/test_cli.py::test_sandbox_starts_with_zero_configuration"]),
 }
 
 
@@ -38,13 +41,13 @@ def test_removing_a_part_leaves_the_rest_working(removed, tmp_path):
     copy_of_the_tree(tree)
     for folder in folders:
         shutil.rmtree(tree / folder)
-    factory = tree / "wallet" / "app.py"
-    source = factory.read_text().splitlines(keepends=True)
-    for line in lines:  # each step deletes exactly one line
+    for step in lines:  # each step deletes exactly one line
+        name, line = step.split(": ", 1) if step.startswith("app.py: ") else ("wallet/app.py", step)
+        source = (tree / name).read_text().splitlines(keepends=True)
         matching = [i for i, text in enumerate(source) if text.strip().startswith(line)]
-        assert len(matching) == 1, f"wallet/app.py must have one line starting {line!r}"
+        assert len(matching) == 1, f"{name} must have one line starting {line!r}"
         del source[matching[0]]
-    factory.write_text("".join(source))
+        (tree / name).write_text("".join(source))
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
                          cwd=tree, env={**__import__("os").environ, "WALLET_TEST_DATABASES": "sqlite"},
                          capture_output=True, text=True, timeout=600)

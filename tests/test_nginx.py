@@ -1,6 +1,6 @@
 """100HP's errCodes are HTTP statuses (601-609, 702): they must pass a real reverse proxy unchanged.
-nginx (Debian package) in front of gunicorn, with the README's proxy snippet; the wallet trusts
-exactly one proxy hop for its IP allow-list."""
+nginx (Debian package) in front of gunicorn, with the proxy snippet of docs/operations.md; the wallet
+trusts exactly one proxy hop for its IP allow-list."""
 import json
 import shutil
 import subprocess
@@ -19,8 +19,8 @@ NGINX = shutil.which("nginx", path="/usr/sbin:/usr/bin")
 pytestmark = pytest.mark.skipif(not NGINX, reason="nginx not installed (apt-get install nginx)")
 
 
-def readme_snippet() -> str:
-    text = (ROOT / "README.md").read_text()
+def operations_snippet() -> str:
+    text = (ROOT / "docs" / "operations.md").read_text()
     return text.split("```nginx\n", 1)[1].split("```", 1)[0]
 
 
@@ -29,7 +29,7 @@ def nginx(tmp_path):
     def start(upstream_port):
         port = free_port()
         tmp_path.chmod(0o777)
-        location = readme_snippet().replace("127.0.0.1:8000", f"127.0.0.1:{upstream_port}")
+        location = operations_snippet().replace("127.0.0.1:8000", f"127.0.0.1:{upstream_port}")
         conf = tmp_path / "nginx.conf"
         conf.write_text(f"""
 daemon off; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;

@@ -2,9 +2,9 @@
 
 The code, the tests and the README cite the provider rules they follow as "§" references to the
 numbered `##` / `###` headings of docs/100hp.md and docs/hash.md ("### 4.3 POST /withdrawal" is
-§4.3). This test reads every *.py, *.sql and *.md file outside docs/ (and docs/architecture.md,
-docs/porting.md, docs/scaling.md, docs/openapi/*.yaml), finds each reference, and fails listing
-every one that dangles as `file:line: reference (why)`.
+§4.3). This test reads every *.py, *.sql and *.md file outside docs/, and in docs/ every other *.md
+(architecture, operations, porting, scaling) and docs/openapi/*.yaml; it finds each reference and
+fails listing every one that dangles as `file:line: reference (why)`.
 
 The grammar, kept small on purpose:
 
@@ -22,7 +22,17 @@ The grammar, kept small on purpose:
   is an error: say which doc.
 - A "§" not followed by a digit is not a reference (a regular expression, "§n.m" in prose).
 
-A second test fails if any tracked file points at a document the repository does not have: every
+A reference can name a heading that exists and still be wrong ("§5.3", the replay endpoint, cited
+for truncation, which is §3.3). So each reference must have, within two lines of it, a word of the
+cited section's topic: the words of its heading and of its parent's heading, and the words of an
+`<!-- about: ... -->` line written right under a heading for the words its text uses that its title
+does not (`<!-- about: truncates amount decimal -->` under "### 3.3 Money"). Words match on their
+first five letters without a plural s ("truncated" matches "truncates"); words that stand near any
+reference ("the", "casino", "hash", ...) count for nothing. An `about` word the section's own text
+never uses fails its own test, so the list can only repeat what the section says. This is a net for
+gross mistakes, not a proof: a reference near a word of a neighbouring topic still passes.
+
+A further test fails if any tracked file points at a document the repository does not have: every
 `*.md` a file names must be one of the repository's (by its path, from the root or from the file's
 folder, or by a name only one tracked document has), and no relative path in a Markdown file may
 climb out of the repository. This file is exempt from the first check (its grammar test makes up
@@ -32,6 +42,8 @@ import os
 import re
 import subprocess
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 THIS = Path(__file__).resolve().relative_to(ROOT).as_posix()
@@ -61,7 +73,7 @@ def provider_doc(path: str) -> str | None:
 
 
 def scanned_files() -> list:
-    """*.py, *.sql and *.md outside docs/, hidden folders and caches; the non-guide docs."""
+    """*.py, *.sql and *.md outside docs/, hidden folders and caches; the docs that are not guides."""
     found = []
     for folder, subfolders, files in os.walk(ROOT):
         here = Path(folder).relative_to(ROOT).as_posix()
@@ -70,15 +82,14 @@ def scanned_files() -> list:
         found += [f"{here}/{name}".removeprefix("./") for name in sorted(files)
                   if name.endswith((".py", ".sql", ".md"))]
     docs = ROOT / "docs"
-    found += [f"docs/{name}" for name in ("architecture.md", "porting.md", "scaling.md")
-              if (docs / name).exists()]
+    found += sorted(f"docs/{path.name}" for path in docs.glob("*.md") if path.name not in GUIDES)
     found += sorted(f"docs/openapi/{path.name}" for path in (docs / "openapi").glob("*.yaml"))
     return [path for path in found if path != THIS]
 
 
-def dangling(path: str, text: str, sections: dict) -> list:
-    """`path:line: reference (why)` for each reference of `text` that names no heading."""
-    problems, doc, end = [], None, None
+def references(path: str, text: str):
+    """(guide or None, section number, line number, the reference as written), in order."""
+    doc, end = None, None
     for match in REFERENCE.finditer(text):
         named, number = match.group(1), match.group(2)
         if named:
@@ -86,12 +97,71 @@ def dangling(path: str, text: str, sections: dict) -> list:
         elif end is None or not SEPARATORS.fullmatch(text, end, match.start()):
             doc = provider_doc(path)  # not part of a list that began with a doc's name
         end = match.end()
-        line = text.count("\n", 0, match.start()) + 1
-        where = f"{path}:{line}: {match.group(0)}"
+        yield doc, number, text.count("\n", 0, match.start()) + 1, match.group(0)
+
+
+def dangling(path: str, text: str, sections: dict) -> list:
+    """`path:line: reference (why)` for each reference of `text` that names no heading."""
+    problems = []
+    for doc, number, line, written in references(path, text):
+        where = f"{path}:{line}: {written}"
         if doc is None:
             problems.append(f"{where} (bare §, and this file belongs to no provider: name the doc)")
         elif number not in sections[doc]:
             problems.append(f"{where} (docs/{doc} has no section {number})")
+    return problems
+
+
+# ---- is a cited section about what cites it? --------------------------------------------------------
+# words that say nothing about a section: they stand near any reference
+COMMON = set("""a an and are as at be by does each for from how in is it its no not of on one or the
+this to two what who with api v2 post get 100hp hash casino merchant wallet implements""".split())
+
+
+def stems(text: str) -> set:
+    """Each word's first five letters, lower case, without a plural s: "truncated" and "truncation"
+    both give "trunc", "users" gives "user", `HP_ALLOWED_IPS` gives "hp", "allow", "ip"."""
+    return {word.rstrip("s")[:5] for word in re.findall(r"[a-z0-9]+", text.lower())}
+
+
+def topic_stems(text: str) -> set:
+    return {word.rstrip("s")[:5] for word in re.findall(r"[a-z0-9]+", text.lower())
+            if len(word) > 1 and word not in COMMON}
+
+
+def topics(name: str) -> dict:
+    """Section number -> (the stems a citation of it may use, the `about` words its text lacks).
+
+    A section's topic is the words of its heading and of an `<!-- about: word word -->` line right
+    under it (words its text uses that its title does not), and those of its parent (§4.3 is also
+    about "Endpoints the casino implements"). An `about` word the section's own text
+    (subsections included) never uses is reported, so the list can only name what the section says."""
+    text = (ROOT / "docs" / name).read_text()
+    heads = list(re.finditer(r"^(#{2,3}) (\d+(?:\.\d+)?)\.? (.*)\n(?:<!-- about: (.*) -->\n)?", text, re.M))
+    titles = {head.group(2): f"{head.group(3)} {head.group(4) or ''}" for head in heads}
+    found = {}
+    for i, head in enumerate(heads):
+        level, number, title, about = head.groups()
+        end = next((later.start() for later in heads[i + 1:] if len(later.group(1)) <= len(level)),
+                   len(text))
+        body = stems(text[head.end():end])
+        words = (about or "").split()
+        parent = titles.get(number.split(".")[0], "") if "." in number else ""
+        found[number] = (topic_stems(f"{title} {parent} {' '.join(words)}"),
+                         [word for word in words if not stems(word) <= body])
+    return found
+
+
+def off_topic(path: str, text: str, about: dict, reach: int = 2) -> list:
+    """`path:line: reference (heading)` for each reference with none of its section's topic words
+    within `reach` lines of it."""
+    lines, problems = text.splitlines(), []
+    for doc, number, line, written in references(path, text):
+        if doc is None or number not in about[doc]:
+            continue  # dangling: the test above says so
+        near = stems(" ".join(lines[max(0, line - 1 - reach):line + reach]))
+        if not about[doc][number][0] & near:
+            problems.append(f"{path}:{line}: {written} (docs/{doc} §{number} is about none of the words near it)")
     return problems
 
 
@@ -101,6 +171,23 @@ def test_every_section_reference_names_a_heading_of_its_guide():
     for path in scanned_files():
         problems += dangling(path, (ROOT / path).read_text(encoding="utf-8", errors="replace"), sections)
     assert not problems, f"{len(problems)} dangling reference(s):\n" + "\n".join(problems)
+
+
+def test_every_section_reference_is_near_a_word_of_its_section():
+    """A reference to the wrong section usually names one that exists ("§5.3" for truncation, which
+    is §3.3): within two lines of each reference stands a word of the cited section's heading, of its
+    parent's, or of its `about` line (see `topics`)."""
+    about = {name: topics(name) for name in GUIDES}
+    problems = []
+    for path in scanned_files():
+        problems += off_topic(path, (ROOT / path).read_text(encoding="utf-8", errors="replace"), about)
+    assert not problems, f"{len(problems)} reference(s) to a section about something else:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", GUIDES)
+def test_about_lines_name_only_what_their_section_says(name):
+    unsaid = {number: missing for number, (_, missing) in topics(name).items() if missing}
+    assert not unsaid, f"docs/{name}: `about` words the section never uses: {unsaid}"
 
 
 def test_the_reference_grammar():
@@ -117,6 +204,23 @@ def test_the_reference_grammar():
         "wallet/hash/x.py:1: §4.3 (docs/hash.md has no section 4.3)",
         "wallet/hash/x.py:1: 100HP §15.6 (docs/100hp.md has no section 15.6)",
         "wallet/hash/x.py:1: §4.3.2 (docs/hash.md has no section 4.3.2)"]
+
+
+def test_the_topic_rule():
+    """The rule of the third test, on made-up lines: the port that cited §5.3 (the replay endpoint)
+    for truncation (§3.3) is caught; its fix, and a code near the number, pass."""
+    about = {"100hp.md": {"3.3": (topic_stems("Money truncates amount decimal"), []),
+                          "5.3": (topic_stems("GET /replay Endpoints the partner calls"), [])},
+             "hash.md": {}}
+    port = "# Balances are cents: the blueprint has\n# truncated every amount already (docs/100hp.md {})\n"
+    assert off_topic("examples/x.py", port.format("§5.3"), about) == [
+        "examples/x.py:2: docs/100hp.md §5.3 (docs/100hp.md §5.3 is about none of the words near it)"]
+    assert off_topic("examples/x.py", port.format("§3.3"), about) == []
+    two_lines_away = "# amounts\n" + "x = 1\n" + "y = 2  # §3.3\n"
+    three_lines_away = "# amounts\n" + "x = 1\n" * 2 + "y = 2  # §3.3\n"
+    assert off_topic("wallet/hp100/x.py", two_lines_away, about) == []
+    assert off_topic("wallet/hp100/x.py", three_lines_away, about) == [
+        "wallet/hp100/x.py:4: §3.3 (docs/100hp.md §3.3 is about none of the words near it)"]
 
 
 def tracked_files() -> list:

@@ -4,7 +4,7 @@ It lives here, not in wallet/__init__.py, because Python runs a package's __init
 of its modules: importing a provider's rules (wallet/hp100/casino.py, wallet/hash/orders.py) must
 not build the app or load Flask and SQLAlchemy (tests/test_imports.py).
 
-Settings come from the environment, each checked at start by wallet/settings.py (the README has the
+Settings come from the environment, each checked at start by wallet/settings.py (docs/operations.md has the
 table): a bad one stops the app with a message naming it. With none set it is a sandbox on SQLite:
 the schema is created and, on an empty database, a demo player and session are seeded and logged
 with curl commands to paste (`SANDBOX_DEMO=0`: neither, for tests that bring their own database).

@@ -105,7 +105,7 @@ def host_list(raw) -> frozenset:
     return frozenset(hosts)
 
 
-# ---- the table: name -> (sandbox default, parser); the README's settings table describes each ----
+# ---- name -> (sandbox default, parser); docs/operations.md's settings table describes each ----
 SETTINGS = {
     "WALLET_ENV": ("sandbox", one_of("sandbox", "production")),
     "DATABASE_URL": ("sqlite:///wallet.db", database_url),
@@ -153,7 +153,7 @@ def load_config(overrides=None) -> dict:
         problems = production_problems(config)
     if problems:
         raise SettingsError("refusing to start; fix these settings:\n  " + "\n  ".join(problems))
-    config["HP_ALLOWED_NETWORKS"] = config["HP_ALLOWED_IPS"]  # the names hp.py / hash.py read
+    config["HP_ALLOWED_NETWORKS"] = config["HP_ALLOWED_IPS"]  # the names the two blueprints read
     config["HASH_ALLOWED_NETWORKS"] = config["HASH_ALLOWED_IPS"]
     return config
 

@@ -4,7 +4,7 @@ against a casino's existing `users` table, as an integrator would port it to the
 The existing table, kept as it is:
     users(id INTEGER PRIMARY KEY, name TEXT, balance_cents INTEGER NOT NULL CHECK (balance_cents >= 0))
 `init()` adds sessions, bets (one row per txId) and ledger (one row per balance change). Balances
-are integer cents: the blueprint has truncated every amount to cents already (100HP §5.3), so a
+are integer cents: the blueprint has truncated every amount to cents already (docs/100hp.md §3.3), so a
 Decimal becomes cents exactly, never through float. One currency (USD); no blocked players.
 """
 import sqlite3

@@ -63,5 +63,5 @@ def parse_hash_amount(value) -> Decimal:
 
 def format_hash(value: Decimal) -> Decimal:
     """A Hash balance without trailing zeros (1000.500000 -> 1000.5), still a Decimal;
-    hash.py writes it as a JSON number."""
+    wallet/hash/blueprint.py writes it as a JSON number."""
     return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()

@@ -61,7 +61,8 @@ class HashClient:
 
     def order_list(self, page: int = 1, page_size: int = 100, start_time: int | None = None,
                    end_time: int | None = None, max_id: int | None = None) -> dict:
-        """§5.3: orders of all players; `max_id` is a cursor (the highest id already pulled)."""
+        """§5.3: orders of all players; `max_id` ("Max pull value") read as a cursor, the highest id
+        already pulled (ours)."""
         optional = {"start_time": start_time, "end_time": end_time, "max_id": max_id}
         return self.call("api/v2/order/list", page=page, page_size=page_size,
                          **{k: v for k, v in optional.items() if v is not None})

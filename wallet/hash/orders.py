@@ -7,7 +7,7 @@ for porting.
 
 Idempotent on `order_no` (§6.3): order/add debits once; order/update status 1 credits the payout
 once, 2 and 4 refund the stake once, 0 and 3 move no money; a final order never changes state.
-The error codes are ours: Hash has not published its table (§7). The README repeats this table.
+The error codes are ours: Hash has not published its table (§7); docs/operations.md repeats it.
 
 The rules, as a call meets them (each is ours unless a section is named):
 - request_id (§3.8 asks for "a unique ID"): a request_id seen within the timestamp window

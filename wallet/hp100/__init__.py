@@ -1,9 +1,9 @@
 """100HP Gaming's Game Flow API (docs/100hp.md): the casino's wallet endpoints under /100hp.
 
 blueprint.py  the six endpoints: field rules, the secret, errors (HTTP status = errCode)
-casino.py     the rules every wallet shares (the port of Casino.js); storage primitives abstract
-your_casino.py  those primitives on SQL (YourCasino.js): the file to copy into your stack
-testcasino.py   the same in memory (TestCasino.js): the model the tests hold YourCasino to
+casino.py     the rules every wallet shares (the guide's `Casino` class); storage primitives abstract
+your_casino.py  those primitives on SQL (in YourCasino's place): the file to copy into your stack
+testcasino.py   the same in memory: the model the tests hold YourCasino to
 schema.py, ddl/ the hp_transactions table
 audit.py, commands.py  the audit check, expire-withdrawals
 client.py, launch.py   optional: the Gaming API client, `launch 100hp` and `games 100hp`

@@ -1,4 +1,4 @@
-"""100HP Game Flow operations: the rules every wallet shares (the Python port of Casino.js).
+"""100HP Game Flow operations: the rules every wallet shares (the guide's `Casino` base class).
 
 Implements docs/100hp.md §4.1-§4.6 (auth, balance, withdrawal, deposit, rollback, bonusWin) with the
 repeat rules of §3.7 (607, 608, 609) and the decisions of §9.2-§9.4. Inputs arrive validated

@@ -1,4 +1,4 @@
-"""TestCasino: the 100HP Casino in memory (the Python port of TestCasino.js).
+"""TestCasino: the 100HP Casino in memory (the guide names a TestCasino; this one is ours).
 
 The storage primitives of wallet/hp100/casino.py on plain dicts and one lock: small enough to read in one
 sitting, used by the tests as the model the SQL YourCasino must agree with. Not for production:

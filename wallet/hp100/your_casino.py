@@ -1,4 +1,4 @@
-"""YourCasino: the 100HP Casino on SQL (the Python port of YourCasino.js and the DDL examples).
+"""YourCasino: the 100HP Casino on SQL, in the place of the guide's template (docs/100hp.md §7.1).
 
 The storage primitives of wallet/hp100/casino.py written with SQLAlchemy Core against the schema
 in ddl/<dialect>.sql and wallet/hp100/ddl/. This is the file to copy into your own stack: the rules
