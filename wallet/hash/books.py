@@ -13,7 +13,8 @@ each difference by kind:
 - `open_here`: Hash has it final, or no record of it, and we hold it open: the fix is
   `flask --app app hash-reconcile`, which settles or refunds it through the live update's path;
 - `not_at_hash`: we settled an order that Hash has no record of;
-- `unreadable`: a record of Hash's that we cannot read;
+- `unreadable`: a record of Hash's that we cannot read, or an order/details answer that is neither a
+  record nor a declared "never recorded" (HASH_NOT_FOUND_CODES): it needs Hash's word;
 
 and the totals of settled orders per currency on both sides. An order that changed on either side
 within Hash's retry window (--older-than) is pending, not a difference: its update may be on its
@@ -252,7 +253,8 @@ class Report:
 def compare_books(engine, client: HashClient, first_day: date, last_day: date, window: timedelta,
                   formula: str, look_up) -> Report:
     """The report for the UTC days first_day..last_day. `look_up(order_no)` is Hash's record of one
-    order, or None when Hash says it has none. Raises HashServiceError when Hash cannot answer."""
+    order, or None when Hash declares it has none; it raises ValueError for an answer that is
+    neither (reported as unreadable). Raises HashServiceError when Hash cannot answer."""
     start, end = datetime.combine(first_day, time()), datetime.combine(last_day + timedelta(days=1), time())
     epoch = datetime(1970, 1, 1)
     listed, unreadable = listed_orders(client, (start - epoch) // timedelta(milliseconds=1),
@@ -262,14 +264,16 @@ def compare_books(engine, client: HashClient, first_day: date, last_day: date, w
     report.ours, theirs = len(ours), dict(listed)
     for order_no, order in ours.items():
         if order_no not in theirs and order_no not in unreadable and order.status in (SUCCESS, *OPEN):
-            record = look_up(order_no)
             try:
+                record = look_up(order_no)
                 theirs[order_no] = None if record is None else read_record(record)
-            except ValueError as exc:
+            except ValueError as exc:  # a record we cannot read, or an answer that is no record
                 unreadable[order_no] = str(exc)
-    report.differences = [Finding(order_no, "unreadable", f"Hash's record: {why}")
-                          for order_no, why in sorted(unreadable.items())]
     cutoff = utcnow() - window
+    for order_no, why in sorted(unreadable.items()):  # ours changed within the window: may settle yet
+        pending = is_pending(ours.get(order_no), None, cutoff)
+        (report.pending if pending else report.differences).append(
+            Finding(order_no, "unreadable", f"Hash's record: {why}"))
     for order_no in sorted((ours.keys() | theirs.keys()) - unreadable.keys()):
         mine, hash_order = ours.get(order_no), theirs.get(order_no)
         finding = judge(order_no, mine, hash_order, formula)
