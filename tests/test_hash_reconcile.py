@@ -3,6 +3,9 @@ open orders settled or refunded from order/details, an order Hash declares it ne
 refunded once (and no refund on anything less), one order's failure reported without stopping the
 run, and `--settled`, the books compared with Hash's order/list."""
 import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -10,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from conftest import HASH_SECRET, MERCHANT_ID, ledger_rows, new_player, parallel
+from conftest import HASH_SECRET, MERCHANT_ID, ROOT, TEST_CONFIG, ledger_rows, new_player, parallel
 from fakehash import FakeHash, now_ms
 from test_hash import Hash
 
@@ -240,6 +243,39 @@ def test_a_wallet_busy_past_the_deadline_is_that_orders_outcome(app, fake, playe
     assert audit(app.extensions["engine"]) == []
 
 
+def test_each_line_is_printed_as_its_order_is_reached(app, fake, player, database_url):
+    """The real command, its output a pipe (as under cron or a pager): the first order's line is
+    on stdout while Hash is still answering about the second."""
+    user_id, token = player
+    first, second = order_no(), order_no()
+    for order in (first, second):
+        assert Hash(app).add(token, user_id, order)["code"] == 0
+    backdate(app, [first], 70)
+    backdate(app, [second], 60)
+    fake.add_order(first, user_id, status=4)
+    fake.add_order(second, user_id, status=4)
+    line_read, released_by_the_test = threading.Event(), []
+
+    def details(plain):
+        if plain["order_no"] == second:                             # held until line 1 is read
+            released_by_the_test.append(line_read.wait(8))
+        return fake.order_details(plain)
+    fake.answers["/api/v2/order/details"] = details
+    env = {**os.environ, **TEST_CONFIG, "DATABASE_URL": database_url, "HASH_API_URL": fake.url}
+    command = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "hash-reconcile"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True)
+    try:
+        assert command.stdout.readline().startswith(f"{first}: refunded (Hash status 4)")
+        line_read.set()
+        rest = command.stdout.read()
+    finally:
+        line_read.set()
+        command.wait(30)
+    assert released_by_the_test == [True]                          # not by the 8 s timeout
+    assert f"{second}: refunded (Hash status 4)" in rest and command.returncode == 0
+
+
 def test_an_unreachable_hash_leaves_orders_open(app, player):
     user_id, token = player
     order = order_no()
@@ -431,6 +467,22 @@ def test_every_kind_of_difference_is_reported_exit_1(app, fake, player, hash_dec
     assert fixing.exit_code == 1 and f"{o['unreadable']}: left open: Hash's record: prize" in fixing.output
     assert settled_json(app)[1]["differences"] != [] and all(
         f["kind"] != "open_here" for f in settled_json(app)[1]["differences"])
+
+
+def test_settled_asks_for_hashs_word_unless_not_found_is_declared(app, fake, player):
+    """--settled: an order of ours Hash's list lacks, and whose order/details answer is no record and
+    no declared "never recorded", is reported as needing Hash's word, not as unknown at Hash."""
+    user_id, token = player
+    order = order_no()
+    book(app, token, user_id, order, 1, prize=5)
+    backdate(app, [order])
+    code, report = settled_json(app)
+    assert code == 1 and by_order(report)[order]["kind"] == "ask_hash"
+    assert by_order(report)[order]["what"].startswith(
+        "Hash's answer: order/details answered code 3002, which HASH_NOT_FOUND_CODES does not declare")
+    assert report["totals"] == {}                                  # not counted on either side
+    declared = settled(app, "--json", env=DECLARED)
+    assert declared.exit_code == 1 and by_order(json.loads(declared.output))[order]["kind"] == "not_at_hash"
 
 
 def test_a_settle_rewritten_in_transit_is_reported(app, fake, player):

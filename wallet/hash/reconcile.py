@@ -54,11 +54,6 @@ def says_not_found(code, not_found_codes) -> bool:
     return code != 0 and code in not_found_codes
 
 
-class NeedsHashsWord(ValueError):
-    """Hash answered, but with neither a record nor a declared "never recorded": a person must ask.
-    (A ValueError: --settled reports it as an answer it cannot read, wallet/hash/books.py.)"""
-
-
 def order_at_hash(client: HashClient, order_no: str, not_found_codes) -> dict | None:
     """Hash's record of the order (§5.4), or None when Hash declares it has none. NeedsHashsWord
     for any other answer from Hash; HashServiceError (`code` None) when Hash could not be reached
@@ -70,10 +65,10 @@ def order_at_hash(client: HashClient, order_no: str, not_found_codes) -> dict | 
             raise
         if says_not_found(exc.code, not_found_codes):
             return None
-        raise NeedsHashsWord(f"order/details answered code {exc.code}, which HASH_NOT_FOUND_CODES "
-                             f"does not declare \"never recorded\" ({exc})") from None
+        raise hash_books.NeedsHashsWord(f"order/details answered code {exc.code}, which HASH_NOT_FOUND_CODES"
+                                        f" does not declare \"never recorded\" ({exc})") from None
     if data is None or data in ({}, [], ""):
-        raise NeedsHashsWord("order/details answered success with no order record")
+        raise hash_books.NeedsHashsWord("order/details answered success with no order record")
     if not isinstance(data, dict):
         raise HashServiceError(f"order/details for {order_no}: the answer is not an order record")
     return data
@@ -135,7 +130,7 @@ def reconcile_order(engine, merchant, client: HashClient, order, not_found_codes
 def _reconcile_order(engine, merchant, client: HashClient, order, not_found_codes) -> Outcome:
     try:
         record = order_at_hash(client, order.order_no, not_found_codes)
-    except NeedsHashsWord as exc:
+    except hash_books.NeedsHashsWord as exc:
         return Outcome(f"{order.order_no}: left open, needs Hash's word: {exc}", LEFT_OPEN)
     except HashServiceError as exc:
         return Outcome(f"{order.order_no}: left open: {exc}", UNREACHABLE if exc.code is None else LEFT_OPEN)
