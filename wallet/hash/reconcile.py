@@ -132,8 +132,8 @@ def _reconcile_order(engine, merchant, client: HashClient, order, not_found_code
         record = order_at_hash(client, order.order_no, not_found_codes)
     except hash_books.NeedsHashsWord as exc:
         return Outcome(f"{order.order_no}: left open, needs Hash's word: {exc}", LEFT_OPEN)
-    except HashServiceError as exc:
-        return Outcome(f"{order.order_no}: left open: {exc}", UNREACHABLE if exc.code is None else LEFT_OPEN)
+    except HashServiceError as exc:  # Hash not reached, or its answer not readable
+        return Outcome(f"{order.order_no}: left open: {exc}", UNREACHABLE)
     if record is None:  # declared never recorded at Hash: no update will come, give the stake back
         verb = "refunded: never recorded at Hash"
         fields = dict(status=FAILED, prize=Decimal(0), tax=Decimal(0), bonus=Decimal(0),
