@@ -336,6 +336,19 @@ def test_a_rollback_before_its_withdrawal_spends_the_txid(hp):
     assert hp.balance(session) == "100.00"
 
 
+def test_a_rollback_before_its_bonus_win_says_why_nothing_is_credited(hp):
+    """A bonusWin 100HP rolled back before it arrived credits nothing, and its answer says so
+    (docs/100hp.md §9.3), instead of a bare 607 that reads as "already paid"."""
+    _, session = hp.player("100")
+    promo = tx()
+    assert hp.call("rollback", txId=promo)[0] == 605
+    assert hp.call("bonusWin", sessionId=session, txId=promo, amount="5", promoId="p") == (
+        608, {"data": "txId was rolled back before this bonusWin arrived",
+              "message": "Transaction already refunded", "errCode": 608})
+    assert hp.call("bonusWin", sessionId=session, txId=promo.upper(), amount="5", promoId="p")[0] == 608
+    assert hp.balance(session) == "100.00"
+
+
 def test_a_txid_is_one_transaction_whatever_its_case(hp):
     _, session = hp.player("100")
     bet = tx().upper()

@@ -1,7 +1,11 @@
 """hash-reconcile on every database, against a fake Hash on loopback (real HTTP, our envelope):
-open orders settled or refunded from order/details, an order Hash never recorded refunded once,
-and `--settled`, the books compared with Hash's order/list."""
+open orders settled or refunded from order/details, an order Hash declares it never recorded
+refunded once (and no refund on anything less), one order's failure reported without stopping the
+run, and `--settled`, the books compared with Hash's order/list."""
 import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -9,11 +13,11 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from conftest import HASH_SECRET, MERCHANT_ID, ledger_rows, new_player, parallel
+from conftest import HASH_SECRET, MERCHANT_ID, ROOT, TEST_CONFIG, ledger_rows, new_player, parallel
 from fakehash import FakeHash, now_ms
 from test_hash import Hash
 
-from wallet.core import schema
+from wallet.core import db, schema
 from conftest import audit
 from wallet.hash.client import HashClient
 from wallet.hash.reconcile import reconcile_open_orders
@@ -27,6 +31,12 @@ def fake(app):
     app.config["HASH_API_URL"] = server.url
     yield server
     server.close()
+
+
+@pytest.fixture
+def hash_declares_3002(monkeypatch):
+    """The operator has set HASH_NOT_FOUND_CODES to the fake's "never recorded" code (fakehash.py)."""
+    monkeypatch.setenv("HASH_NOT_FOUND_CODES", "3002")
 
 
 @pytest.fixture
@@ -61,7 +71,7 @@ def refunds(app, user_id, order):
 
 # Open orders: order/details -----------------------------------------------------------------
 
-def test_open_orders_are_settled_refunded_or_left_open(app, fake, player):
+def test_open_orders_are_settled_refunded_or_left_open(app, fake, player, hash_declares_3002):
     user_id, token = player
     hash_api = Hash(app)
     won, cancelled, pending, unknown, young = (order_no() for _ in range(5))
@@ -78,7 +88,7 @@ def test_open_orders_are_settled_refunded_or_left_open(app, fake, player):
     assert f"{won}: settled (Hash status 1), balance 980" in result.output       # 1000 - 5 * 10 + 30
     assert f"{cancelled}: refunded (Hash status 4), balance 990" in result.output
     assert f"{pending}: still open at Hash (status 3)" in result.output
-    assert f"{unknown}: refunded: unknown at Hash, balance 1000" in result.output  # its stake back
+    assert f"{unknown}: refunded: never recorded at Hash, balance 1000" in result.output  # its stake back
     assert young not in result.output and "4 open order(s) looked up, 0 left open" in result.output
     # the next run finds only what is still open; Hash's late retries change nothing
     assert "1 open order(s) looked up" in reconcile(app).output
@@ -91,28 +101,32 @@ def test_open_orders_are_settled_refunded_or_left_open(app, fake, player):
 
 
 NOT_FOUND = {"code": 3002, "msg": "order not found"}
+DECLARED = {"HASH_NOT_FOUND_CODES": "3002"}
+REFUNDED, NEEDS_WORD = "refunded: never recorded at Hash", "left open, needs Hash's word: order/details answered"
 
 
 @pytest.mark.parametrize("answer, env, exit_code, line", [
-    (NOT_FOUND, None, 0, "refunded: unknown at Hash"),
-    ({"code": 0, "msg": "SUCCESS", "data": None}, None, 0, "refunded: unknown at Hash"),
-    ({"code": 0, "msg": "SUCCESS", "data": {}}, None, 0, "refunded: unknown at Hash"),
-    ({"code": 0, "msg": "SUCCESS", "data": []}, None, 0, "refunded: unknown at Hash"),
-    ({"code": 4004, "msg": "no such order"}, {"HASH_NOT_FOUND_CODES": "4004, 4005"}, 0,
-     "refunded: unknown at Hash"),
-    # not clearly "not found": left open, and the exit status says so
-    (NOT_FOUND, {"HASH_NOT_FOUND_CODES": "4004"}, 1,
-     "left open: api/v2/order/details: Hash answered code 3002"),
-    ({"code": 4001, "msg": "merchant disabled"}, None, 1, "Hash answered code 4001"),
+    (NOT_FOUND, DECLARED, 0, REFUNDED),
+    ({"code": 4004, "msg": "no such order"}, {"HASH_NOT_FOUND_CODES": "4004, 4005"}, 0, REFUNDED),
+    # nothing declared (the default): 3002 is this wallet's own code, not Hash's word
+    (NOT_FOUND, None, 1, f"{NEEDS_WORD} code 3002, which HASH_NOT_FOUND_CODES does not declare"),
+    (NOT_FOUND, {"HASH_NOT_FOUND_CODES": ""}, 1, f"{NEEDS_WORD} code 3002"),
+    (NOT_FOUND, {"HASH_NOT_FOUND_CODES": "4004"}, 1, f"{NEEDS_WORD} code 3002"),
+    ({"code": 4001, "msg": "merchant disabled"}, DECLARED, 1, f"{NEEDS_WORD} code 4001"),
+    # a success without a record declares nothing, whatever is configured
+    ({"code": 0, "msg": "SUCCESS", "data": None}, None, 1, f"{NEEDS_WORD} success with no order record"),
+    ({"code": 0, "msg": "SUCCESS", "data": {}}, DECLARED, 1, f"{NEEDS_WORD} success with no order record"),
+    ({"code": 0, "msg": "SUCCESS", "data": []}, DECLARED, 1, f"{NEEDS_WORD} success with no order record"),
+    ({"code": 0, "msg": "SUCCESS"}, DECLARED, 1, f"{NEEDS_WORD} success with no order record"),
     ({"code": 0, "data": {"order_no": "another-order", "status": 4, "amount": 10}}, None, 1,
      "left open: Hash's record differs from ours on order_no"),
     ({"code": 0, "data": {"status": 9}}, None, 1, "left open: Hash's record: status 9"),
-    # Hash not reached or not readable: never "unknown"
-    ((502, b"<html>bad gateway</html>"), None, 2, "left open: api/v2/order/details: HTTP 502"),
-    ((200, b"<html>oops</html>"), None, 2, "not a JSON envelope"),
-    ({"code": 0, "data": "order 77"}, None, 2, "the answer is not an order record"),
+    # Hash not reached or not readable: never "never recorded"
+    ((502, b"<html>bad gateway</html>"), DECLARED, 2, "left open: api/v2/order/details: HTTP 502"),
+    ((200, b"<html>oops</html>"), DECLARED, 2, "not a JSON envelope"),
+    ({"code": 0, "data": "order 77"}, DECLARED, 2, "the answer is not an order record"),
 ])
-def test_only_a_clear_not_found_refunds(app, fake, player, answer, env, exit_code, line):
+def test_only_a_declared_not_found_refunds(app, fake, player, answer, env, exit_code, line):
     user_id, token = player
     order = order_no()
     Hash(app).add(token, user_id, order)
@@ -123,6 +137,143 @@ def test_only_a_clear_not_found_refunds(app, fake, player, answer, env, exit_cod
     assert refunds(app, user_id, order) == ([10] if exit_code == 0 else [])
     assert statuses(app)[order] == (2 if exit_code == 0 else 0)
     assert audit(app.extensions["engine"]) == []
+
+
+def test_an_order_is_old_from_its_last_change_not_from_its_bet(app, fake, player, hash_declares_3002):
+    """An order booked an hour ago that Hash moved to pending settlement (3) a minute ago is still
+    inside Hash's retries for its settle: it is not looked up (nor refunded) until 10 minutes after
+    that change."""
+    user_id, token = player
+    order, other = order_no(), order_no()
+    hash_api = Hash(app)
+    for each in (order, other):
+        assert hash_api.add(token, user_id, each)["code"] == 0
+    assert hash_api.update(user_id, order, 3)["code"] == 0
+    with app.extensions["engine"].begin() as conn:                 # booked an hour ago, changed now
+        conn.execute(sa.update(hash_schema.hash_orders).where(hash_schema.hash_orders.c.order_no == order)
+                     .values(created_at=schema.utcnow() - timedelta(minutes=60)))
+    backdate(app, [other])
+    result = reconcile(app)
+    assert order not in result.output and [path for path, _, plain in fake.received
+                                           if plain["order_no"] == order] == []
+    assert f"{other}: {REFUNDED}" in result.output and "1 open order(s) looked up" in result.output
+    assert statuses(app)[order] == 3 and refunds(app, user_id, order) == []
+    backdate(app, [order], minutes=11)                             # 11 minutes after its last change
+    assert f"{order}: {REFUNDED}" in reconcile(app).output
+
+
+HUGE_BET_INFO = "[" + ",".join(['{"key":"Big","name":"Big","odds":200,"amount":1}'] * 1400) + "]"
+
+
+@pytest.mark.parametrize("bet_info, rule", [
+    (HUGE_BET_INFO, "bet_info must be a string holding a JSON array, at most 65535 bytes"),  # MariaDB: Data too long
+    ('[{"key":"Big","name":"\ud800"}]', "bet_info must be valid UTF-8 text"),               # a lone surrogate
+])
+def test_a_record_no_live_update_could_carry_is_that_orders_outcome(app, fake, player, bet_info, rule):
+    """Hash's record is held to the field rules of a live order/update: one that breaks them leaves
+    its order open and says why, and the orders after it are still settled."""
+    assert len(HUGE_BET_INFO.encode()) > 65535
+    user_id, token = player
+    bad, good = order_no(), order_no()
+    hash_api = Hash(app)
+    for order in (bad, good):
+        assert hash_api.add(token, user_id, order)["code"] == 0
+    backdate(app, [bad], 70)                                        # looked up first
+    backdate(app, [good], 60)
+    fake.add_order(bad, user_id, status=1, prize=30, bet_info=bet_info)
+    fake.add_order(good, user_id, status=1, prize=20)
+    result = reconcile(app)
+    assert result.exit_code == 1, result.output
+    assert (f"{bad}: left open: Hash's record breaks a rule of order/update: invalid parameters: {rule}"
+            in result.output)
+    assert f"{good}: settled (Hash status 1), balance 1000" in result.output    # 1000 - 2 * 10 + 20
+    assert "2 open order(s) looked up, 1 left open" in result.output
+    assert statuses(app) == {bad: 0, good: 1}
+    assert audit(app.extensions["engine"]) == []
+
+
+def hold_wallet(database_url, wallet_id):
+    """Another connection holding `wallet_id`'s row lock (SQLite, which has no row locks: the
+    database's write lock). Returns it, to be rolled back."""
+    engine = sa.create_engine(database_url)
+    conn = engine.connect()
+    if engine.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.begin()
+        conn.execute(sa.select(schema.wallets.c.id).where(schema.wallets.c.id == wallet_id).with_for_update())
+    return conn
+
+
+def wallet_id_of(app, user_id, currency="USDT"):
+    with app.extensions["engine"].connect() as conn:
+        return conn.execute(sa.select(schema.wallets.c.id).where(
+            schema.wallets.c.player_id == int(user_id), schema.wallets.c.currency == currency)).scalar()
+
+
+def test_a_wallet_busy_past_the_deadline_is_that_orders_outcome(app, fake, player, database_url):
+    """The first order's wallet is locked by another transaction past the deadline: that order is
+    reported left open, and the run goes on to the next, which is settled (SQLite: once the lock
+    is gone, since it locks the whole database). Each outcome comes as soon as it is known."""
+    user_id, token = player
+    other_id, other_token = new_player(app, "1000", currency="USDT")
+    busy, free = order_no(), order_no()
+    assert Hash(app).add(token, user_id, busy)["code"] == 0
+    assert Hash(app).add(other_token, other_id, free)["code"] == 0
+    backdate(app, [busy], 70)
+    backdate(app, [free], 60)
+    fake.add_order(busy, user_id, status=1, prize=30)
+    fake.add_order(free, other_id, status=1, prize=20)
+    engine = db.make_engine(database_url, db.Limits(lock_timeout=0.2, deadline=0.5))
+    client = HashClient(fake.url, MERCHANT_ID, HASH_SECRET)
+    blocker = hold_wallet(database_url, wallet_id_of(app, user_id))
+    try:
+        outcomes = reconcile_open_orders(engine, SqlHashWallet(engine), client, timedelta(minutes=10), set())
+        first = next(outcomes)
+        assert first.line.startswith(f"{busy}: left open: the wallet could not be written") and first.status == 1
+        assert [plain["order_no"] for path, _, plain in fake.received] == [busy]   # not yet the next
+    finally:
+        blocker.rollback()
+        blocker.close()
+    rest = list(outcomes)
+    assert [outcome.line for outcome in rest] == [f"{free}: settled (Hash status 1), balance 1010"]
+    assert statuses(app) == {busy: 0, free: 1}
+    assert f"{busy}: settled (Hash status 1), balance 1020" in reconcile(app).output   # the next run
+    engine.dispose()
+    assert audit(app.extensions["engine"]) == []
+
+
+def test_each_line_is_printed_as_its_order_is_reached(app, fake, player, database_url):
+    """The real command, its output a pipe (as under cron or a pager): the first order's line is
+    on stdout while Hash is still answering about the second."""
+    user_id, token = player
+    first, second = order_no(), order_no()
+    for order in (first, second):
+        assert Hash(app).add(token, user_id, order)["code"] == 0
+    backdate(app, [first], 70)
+    backdate(app, [second], 60)
+    fake.add_order(first, user_id, status=4)
+    fake.add_order(second, user_id, status=4)
+    line_read, released_by_the_test = threading.Event(), []
+
+    def details(plain):
+        if plain["order_no"] == second:                             # held until line 1 is read
+            released_by_the_test.append(line_read.wait(8))
+        return fake.order_details(plain)
+    fake.answers["/api/v2/order/details"] = details
+    env = {**os.environ, **TEST_CONFIG, "DATABASE_URL": database_url, "HASH_API_URL": fake.url}
+    command = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "hash-reconcile"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True)
+    try:
+        assert command.stdout.readline().startswith(f"{first}: refunded (Hash status 4)")
+        line_read.set()
+        rest = command.stdout.read()
+    finally:
+        line_read.set()
+        command.wait(30)
+    assert released_by_the_test == [True]                          # not by the 8 s timeout
+    assert f"{second}: refunded (Hash status 4)" in rest and command.returncode == 0
 
 
 def test_an_unreachable_hash_leaves_orders_open(app, player):
@@ -141,8 +292,9 @@ def test_reconcile_settings_are_checked(app):
     result = reconcile(app)
     assert result.exit_code == 2 and "HASH_API_URL is not set" in result.output
     app.config["HASH_API_URL"] = "http://127.0.0.1:9/"
-    bad = reconcile(app, env={"HASH_NOT_FOUND_CODES": "3002,x"})
-    assert bad.exit_code == 2 and "HASH_NOT_FOUND_CODES must be non-zero integer codes" in bad.output
+    for value in ("3002,x", "0", "3002, 0"):
+        bad = reconcile(app, env={"HASH_NOT_FOUND_CODES": value})
+        assert bad.exit_code == 2 and "HASH_NOT_FOUND_CODES must be non-zero integer codes" in bad.output
     assert reconcile(app, "--json").exit_code == 2      # --json, --from, --to go with --settled
     assert "is not YYYY-MM-DD" in reconcile(app, "--settled", "--from", "last week").output
     backwards = reconcile(app, "--settled", "--from", "2025-06-02", "--to", "2025-06-01")
@@ -166,7 +318,8 @@ def test_parallel_runs_and_late_updates_refund_at_most_once(app, fake, player):
 
     def run():
         start.wait()
-        return reconcile_open_orders(engine, SqlHashWallet(engine), client, timedelta(minutes=10), {3002})
+        return list(reconcile_open_orders(engine, SqlHashWallet(engine), client, timedelta(minutes=10),
+                                          {3002}))
 
     def late_updates():
         late = Hash(app)  # its own test client in this thread
@@ -183,7 +336,7 @@ def test_parallel_runs_and_late_updates_refund_at_most_once(app, fake, player):
     for order in late_refund:
         assert refunds(app, user_id, order) == [10]
     for outcome in first + second:
-        assert "refunded: unknown at Hash" in outcome.line or "already final here" in outcome.line
+        assert REFUNDED in outcome.line or "already final here" in outcome.line
         assert outcome.status == 0
     assert audit(engine) == []
     assert set(statuses(app).values()) <= {1, 2}
@@ -252,7 +405,7 @@ def test_agreeing_books_exit_0(app, fake, player):
     assert code == 1 and by_order(report)[won]["fields"] == {"payout": {"ours": "32.5", "hash": "31.5"}}
 
 
-def test_every_kind_of_difference_is_reported_exit_1(app, fake, player):
+def test_every_kind_of_difference_is_reported_exit_1(app, fake, player, hash_declares_3002):
     user_id, token = player
     other_user, _ = new_player(app, "0", currency="USDT")
     names = ("prize", "user", "amount", "currency", "tax", "bonus", "status", "hash_only",
@@ -316,6 +469,22 @@ def test_every_kind_of_difference_is_reported_exit_1(app, fake, player):
         f["kind"] != "open_here" for f in settled_json(app)[1]["differences"])
 
 
+def test_settled_asks_for_hashs_word_unless_not_found_is_declared(app, fake, player):
+    """--settled: an order of ours Hash's list lacks, and whose order/details answer is no record and
+    no declared "never recorded", is reported as needing Hash's word, not as unknown at Hash."""
+    user_id, token = player
+    order = order_no()
+    book(app, token, user_id, order, 1, prize=5)
+    backdate(app, [order])
+    code, report = settled_json(app)
+    assert code == 1 and by_order(report)[order]["kind"] == "ask_hash"
+    assert by_order(report)[order]["what"].startswith(
+        "Hash's answer: order/details answered code 3002, which HASH_NOT_FOUND_CODES does not declare")
+    assert report["totals"] == {}                                  # not counted on either side
+    declared = settled(app, "--json", env=DECLARED)
+    assert declared.exit_code == 1 and by_order(json.loads(declared.output))[order]["kind"] == "not_at_hash"
+
+
 def test_a_settle_rewritten_in_transit_is_reported(app, fake, player):
     """Hash settled the order (status 1, prize 30), but what reached us said cancelled (4): we
     refunded the stake. The next --settled run shows it."""
@@ -334,7 +503,7 @@ def test_a_settle_rewritten_in_transit_is_reported(app, fake, player):
     assert report["totals"]["USDT"]["difference"] == {"orders": 1, "stakes": "10", "payout": "30"}
 
 
-def test_orders_inside_the_retry_window_are_pending(app, fake, player):
+def test_orders_inside_the_retry_window_are_pending(app, fake, player, hash_declares_3002):
     user_id, token = player
     settling, hash_only, ours_only = order_no(), order_no(), order_no()
     book(app, token, user_id, settling)                            # Hash's order/update on its way

@@ -3,7 +3,9 @@
 Here, for every provider: each wallet's balance equals the sum of its ledger rows, and each row's
 balance_after is the running sum at that row (the ledger is append-only: nothing was altered or
 removed). Each provider adds a check that its own transactions are booked exactly as their state
-says (wallet/hp100/audit.py, wallet/hash/audit.py); a ledger row no check claims is reported.
+says, and each of their ledger rows on the wallet (so the player and currency) of the bet or order
+it belongs to (wallet/hp100/audit.py, wallet/hash/audit.py, with `rows_on_another_wallet`); a
+ledger row no check claims is reported.
 All of it is read in one snapshot, so it can run under live traffic.
 Sums are taken in Python over Decimals: SQLite's SUM would go through floating point.
 """
@@ -51,3 +53,24 @@ def ops_text(ops: dict) -> str:
 
 def amount_text(value) -> str:
     return "None" if value is None else format(value.normalize(), "f")  # 90.000000 -> 90
+
+
+def rows_on_another_wallet(conn, provider: str, table, key, belongs_to: str) -> list[str]:
+    """Each `provider` ledger row that is not on the wallet of the `belongs_to` (bet, order) it is
+    booked for: the row of `table` whose `key` column is the ledger row's ref. A settle booked on
+    the player's wallet in another currency, or on another player's, leaves every balance summing
+    to its ledger: only this finds it."""
+    booked_on, owner = wallets.alias("booked_on"), wallets.alias("owner")
+    rows = conn.execute(
+        select(ledger.c.id, ledger.c.op, ledger.c.ref,
+               booked_on.c.id.label("on_id"), booked_on.c.player_id.label("on_player"),
+               booked_on.c.currency.label("on_currency"), owner.c.id.label("owner_id"),
+               owner.c.player_id.label("owner_player"), owner.c.currency.label("owner_currency"))
+        .select_from(ledger.join(table, key == ledger.c.ref)
+                     .join(booked_on, booked_on.c.id == ledger.c.wallet_id)
+                     .join(owner, owner.c.id == table.c.wallet_id))
+        .where(ledger.c.provider == provider, ledger.c.wallet_id != table.c.wallet_id)
+        .order_by(ledger.c.id))
+    return [f"ledger row {row.id} ({provider} {row.op} {row.ref}) is on wallet {row.on_id} (player "
+            f"{row.on_player}, {row.on_currency}), not on its {belongs_to}'s wallet {row.owner_id} "
+            f"(player {row.owner_player}, {row.owner_currency})" for row in rows]

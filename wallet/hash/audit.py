@@ -1,14 +1,14 @@
 """The audit's Hash check (wallet/core/audit.py): each order_no booked exactly as its status says:
 a debited order has its debit, a settled one its payout, a failed or cancelled one its refund
-(docs/hash.md §6.2)."""
+(docs/hash.md §6.2), each on the order's own wallet (its player's, in its currency)."""
 from sqlalchemy import select
 
-from ..core.audit import ops_text
+from ..core.audit import ops_text, rows_on_another_wallet
 from .schema import hash_orders
 
 
 def check_orders(conn, booked) -> list[str]:
-    problems = []
+    problems = rows_on_another_wallet(conn, "hash", hash_orders, hash_orders.c.order_no, "order")
     for order in conn.execution_options(yield_per=10000).execute(select(hash_orders)):
         ops = booked.pop(("hash", order.order_no), {})
         want = {"order_add": -order.amount} if order.debited else {}

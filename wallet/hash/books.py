@@ -14,6 +14,8 @@ each difference by kind:
   `flask --app app hash-reconcile`, which settles or refunds it through the live update's path;
 - `not_at_hash`: we settled an order that Hash has no record of;
 - `unreadable`: a record of Hash's that we cannot read;
+- `ask_hash`: an order/details answer that is neither a record nor a declared "never recorded"
+  (HASH_NOT_FOUND_CODES): whether Hash has the order needs Hash's word;
 
 and the totals of settled orders per currency on both sides. An order that changed on either side
 within Hash's retry window (--older-than) is pending, not a difference: its update may be on its
@@ -56,6 +58,11 @@ class Day(click.ParamType):
             return date.fromisoformat(value)
         except ValueError:
             self.fail(f"{value!r} is not YYYY-MM-DD, today or yesterday", param, ctx)
+
+
+class NeedsHashsWord(Exception):
+    """Hash answered order/details, but with neither a record nor a declared "never recorded"
+    (wallet/hash/reconcile.py, order_at_hash): a person must ask Hash."""
 
 
 @dataclass(frozen=True)
@@ -252,7 +259,8 @@ class Report:
 def compare_books(engine, client: HashClient, first_day: date, last_day: date, window: timedelta,
                   formula: str, look_up) -> Report:
     """The report for the UTC days first_day..last_day. `look_up(order_no)` is Hash's record of one
-    order, or None when Hash says it has none. Raises HashServiceError when Hash cannot answer."""
+    order, or None when Hash declares it has none; it raises NeedsHashsWord for an answer that is
+    neither. Raises HashServiceError when Hash cannot answer."""
     start, end = datetime.combine(first_day, time()), datetime.combine(last_day + timedelta(days=1), time())
     epoch = datetime(1970, 1, 1)
     listed, unreadable = listed_orders(client, (start - epoch) // timedelta(milliseconds=1),
@@ -260,17 +268,21 @@ def compare_books(engine, client: HashClient, first_day: date, last_day: date, w
     report = Report(first_day, last_day, window, listed=len(listed) + len(unreadable))
     ours = our_orders(engine, start, end, listed.keys() | unreadable.keys())
     report.ours, theirs = len(ours), dict(listed)
+    unanswered = {order_no: ("unreadable", f"Hash's record: {why}") for order_no, why in unreadable.items()}
     for order_no, order in ours.items():
-        if order_no not in theirs and order_no not in unreadable and order.status in (SUCCESS, *OPEN):
-            record = look_up(order_no)
+        if order_no not in theirs and order_no not in unanswered and order.status in (SUCCESS, *OPEN):
             try:
+                record = look_up(order_no)
                 theirs[order_no] = None if record is None else read_record(record)
+            except NeedsHashsWord as exc:
+                unanswered[order_no] = ("ask_hash", f"Hash's answer: {exc}")
             except ValueError as exc:
-                unreadable[order_no] = str(exc)
-    report.differences = [Finding(order_no, "unreadable", f"Hash's record: {why}")
-                          for order_no, why in sorted(unreadable.items())]
+                unanswered[order_no] = ("unreadable", f"Hash's record: {exc}")
     cutoff = utcnow() - window
-    for order_no in sorted((ours.keys() | theirs.keys()) - unreadable.keys()):
+    for order_no, (kind, why) in sorted(unanswered.items()):  # ours changed within the window: may settle yet
+        pending = is_pending(ours.get(order_no), None, cutoff)
+        (report.pending if pending else report.differences).append(Finding(order_no, kind, why))
+    for order_no in sorted((ours.keys() | theirs.keys()) - unanswered.keys()):
         mine, hash_order = ours.get(order_no), theirs.get(order_no)
         finding = judge(order_no, mine, hash_order, formula)
         if finding is not None and is_pending(mine, hash_order, cutoff):

@@ -1,9 +1,9 @@
 """The audit's 100HP check (wallet/core/audit.py): each txId booked exactly as its state says: a
 bet has its debit, a settled bet its one deposit, a refunded bet its one refund, an open bet
-neither (docs/100hp.md §2.4)."""
+neither (docs/100hp.md §2.4), each on the bet's own wallet (its player's, in its currency)."""
 from sqlalchemy import select
 
-from ..core.audit import ops_text
+from ..core.audit import ops_text, rows_on_another_wallet
 from .schema import hp_transactions
 
 # What the ledger must hold for a 100HP transaction in each state: {op: sign}.
@@ -17,7 +17,7 @@ EXPECTED = {
 
 
 def check_bets(conn, booked) -> list[str]:
-    problems = []
+    problems = rows_on_another_wallet(conn, "100hp", hp_transactions, hp_transactions.c.tx_id, "bet")
     for bet in conn.execution_options(yield_per=10000).execute(select(hp_transactions)):
         ops = booked.pop(("100hp", bet.tx_id), {})
         want = {op: sign * (bet.win_amount if op == "deposit" else bet.amount)

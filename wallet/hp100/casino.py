@@ -176,11 +176,16 @@ class Casino(ABC):
                   user_id: str | None = None) -> dict:
         """§4.6: credit a promo / free-bet win, with no withdrawal before it. A win, not a stake: it
         is paid on a closed or expired session and to a blocked player too (ours: a win is never
-        lost). Errors: 604, 607; 400 if it would take the balance past what the wallet can hold."""
+        lost). Errors: 604, 607; 608 (the txId was rolled back before the bonusWin arrived: 100HP
+        cancelled it, nothing is credited, docs/100hp.md §9.3); 400 if it would take the balance
+        past what the wallet can hold."""
         key = tx_id.lower()
         def work(store):
             wallet = self._session(store, session_id, user_id, lock=True).wallet
-            if self.find_bet(store, key):
+            bet = self.find_bet(store, key)
+            if bet is not None and bet.kind == EARLY_ROLLBACK:  # ours: 607 would say "already paid"
+                raise CasinoError(608, "txId was rolled back before this bonusWin arrived")
+            if bet is not None:
                 raise CasinoError(607)
             _check_room(wallet, amount)
             balance = self.move(store, wallet, amount, BONUS_WIN, key)
