@@ -338,7 +338,7 @@ def test_a_rollback_before_its_withdrawal_spends_the_txid(hp):
 
 def test_a_rollback_before_its_bonus_win_says_why_nothing_is_credited(hp):
     """A bonusWin 100HP rolled back before it arrived credits nothing, and its answer says so
-    (docs/100hp.md §9.3), instead of a bare 607 that reads as "already paid"."""
+    (its txId a tombstone, docs/100hp.md §9.3), instead of a bare 607 that reads as "already paid"."""
     _, session = hp.player("100")
     promo = tx()
     assert hp.call("rollback", txId=promo)[0] == 605
