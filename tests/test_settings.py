@@ -34,11 +34,11 @@ def started(settings: dict) -> dict:
 
 
 def start_refused(env: dict, workers=2, without=()) -> subprocess.CompletedProcess:
-    """`gunicorn app:app` with `env` over TEST_CONFIG (less the names in `without`), expected to exit
+    """`gunicorn app:app` with `env` over TEST_CONFIG less the names in `without`, expected to exit
     by itself: a wallet that starts instead runs into the timeout, and the test fails."""
     command = [sys.executable, "-m", "gunicorn", "app:app", "-w", str(workers), "-b", f"127.0.0.1:{free_port()}"]
-    full = {name: value for name, value in {**os.environ, **TEST_CONFIG, **env}.items() if name not in without}
-    return subprocess.run(command, cwd=ROOT, env=full, capture_output=True, text=True, timeout=60)
+    base = {name: value for name, value in {**os.environ, **TEST_CONFIG}.items() if name not in without}
+    return subprocess.run(command, cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=60)
 
 
 def test_a_complete_production_configuration_starts():
