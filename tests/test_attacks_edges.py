@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -231,3 +232,26 @@ def test_a_session_id_with_a_blank_at_either_end_finds_nothing_anywhere(server, 
         assert send(server, "POST", f"/100hp/{endpoint}", hp({"sessionId": key, **fields})) == refused
     assert books(app, user_id) == before
     assert post_json(server, "/100hp/auth", {"secret": HP_SECRET, "sessionId": session})[0] == 200
+
+
+def test_a_proxy_on_a_unix_socket_is_trusted_when_named(app, database_url, tmp_path):
+    """TRUSTED_PROXIES=unix: gunicorn bound to a unix socket as well (the README's other way to keep
+    it off the network); the socket's peer has no address, and its X-Forwarded-For is read. The same
+    header over TCP from another address counts for nothing."""
+    user_id, session = new_player(app, "100")
+    port, sock = free_port(), str(tmp_path / "wallet.sock")
+    lists = {"TRUSTED_PROXIES": "unix", "HP_ALLOWED_IPS": PROVIDER}
+    with gunicorn(database_url, workers=1, port=port, extra_env=lists, args=("-b", f"unix:{sock}")) as base:
+        forwarded = {"X-Forwarded-For": PROVIDER, "Content-Type": "application/json"}
+        assert send(base, "POST", "/100hp/withdrawal", hp({"sessionId": session, "txId": tx(), "amount": "10"}),
+                    forwarded, source=OTHER)[0] == 601
+        assert balances(app, user_id) == {"USD": 100}
+        for header, expected in ((PROVIDER, 200), (OTHER, 601), (f"{PROVIDER},", 601), ("", 601)):
+            conn = http.client.HTTPConnection("localhost", timeout=30)
+            conn.sock = socket.socket(socket.AF_UNIX)
+            conn.sock.connect(sock)
+            conn.request("POST", "/100hp/withdrawal", hp({"sessionId": session, "txId": tx(), "amount": "10"}),
+                         {**forwarded, "X-Forwarded-For": header})
+            assert conn.getresponse().status == expected, header
+            conn.close()
+    assert balances(app, user_id) == {"USD": 90}

@@ -170,8 +170,8 @@ def test_production_may_choose_sqlite_and_any_address_on_purpose(caplog):
     with caplog.at_level(logging.WARNING, logger="wallet.settings"):
         config = started({**PRODUCTION, "DATABASE_URL": "sqlite:///w.db", "WALLET_ALLOW_SQLITE": "1",
                           "HASH_ALLOWED_IPS": "0.0.0.0/0,::/0", "HASH_API_URL": "https://hash.example",
-                          "TRUSTED_PROXIES": "127.0.0.1,10.0.0.0/8"})
-    assert len(config["HASH_ALLOWED_IPS"]) == 2 and len(config["TRUSTED_PROXIES"]) == 2
+                          "TRUSTED_PROXIES": "127.0.0.1, unix,10.0.0.0/8"})
+    assert len(config["HASH_ALLOWED_IPS"]) == 2 and len(config["TRUSTED_PROXIES"]) == 3
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == ["HASH_ALLOWED_IPS allows any address: only the secret keeps others out"] * 2  # v4, v6
 

@@ -25,6 +25,7 @@ _SAFE = re.compile(r"[\w.:-]{1,64}\Z")
 PROVIDERS = {"/100hp/": "100hp", "/api/v2/": "hash"}  # path prefix -> provider
 REFERENCE, RESULT, STARTED = "wallet.reference", "wallet.result", "wallet.started"  # environ keys
 CALL, PEER = "wallet.call", "wallet.peer"  # environ keys: (provider, operation); the direct peer
+UNIX = "unix"  # in TRUSTED_PROXIES: a proxy on this host reaching gunicorn over a unix socket
 
 
 def provider_of(path: str) -> str | None:
@@ -59,11 +60,25 @@ def parse_networks(text: str) -> list:
         raise ValueError(f"is a bad IP list {text[:80]!r}: {exc}") from None
 
 
+def parse_proxies(text: str) -> list:
+    """`TRUSTED_PROXIES`: like an allow-list, and the word `unix` for a unix socket (gunicorn -b
+    unix:/run/wallet.sock), whose peer has no address at all."""
+    words = [part.strip() for part in text.split(",") if part.strip()]
+    return [UNIX for word in words if word == UNIX] + parse_networks(",".join(w for w in words if w != UNIX))
+
+
 def _address(text: str):
     try:
         return ipaddress.ip_address(text.strip())
     except ValueError:
         return None
+
+
+def _trusted(peer: str, trusted: list) -> bool:
+    if peer == "":  # gunicorn's REMOTE_ADDR on a unix socket
+        return UNIX in trusted
+    address = _address(peer)
+    return address is not None and any(address in network for network in trusted if network != UNIX)
 
 
 def client_address(peer: str, forwarded: str, trusted: list) -> str:
@@ -72,15 +87,14 @@ def client_address(peer: str, forwarded: str, trusted: list) -> str:
     first address from the right that is not a trusted proxy is the client. Whatever a client wrote
     into the header itself is further left and never read. A hop that is not an address (garbage
     in the header where our own proxy should have appended) gives "" (no address: refused)."""
-    address = _address(peer)
-    if address is None:
-        return ""
-    hops = [hop for hop in forwarded.split(",") if hop.strip()] if forwarded else []
-    while hops and any(address in network for network in trusted):
-        address = _address(hops.pop())
-        if address is None:
+    hops = [hop.strip() for hop in forwarded.split(",")] if forwarded else []
+    client = peer
+    while hops and _trusted(client, trusted):
+        client = hops.pop()
+        if not client:  # only the direct peer may be without an address (a unix socket)
             return ""
-    return str(address)
+    address = _address(client)
+    return "" if address is None else str(address)
 
 
 class TrustedProxies:
@@ -95,8 +109,7 @@ class TrustedProxies:
         peer = environ.get("REMOTE_ADDR", "")
         environ[PEER] = peer
         environ["REMOTE_ADDR"] = client_address(peer, environ.get("HTTP_X_FORWARDED_FOR", ""), self.trusted)
-        peer_address = _address(peer)
-        if peer_address is not None and any(peer_address in network for network in self.trusted):
+        if _trusted(peer, self.trusted):
             scheme = environ.get("HTTP_X_FORWARDED_PROTO", "").rsplit(",", 1)[-1].strip().lower()
             if scheme in ("http", "https"):
                 environ["wsgi.url_scheme"] = scheme

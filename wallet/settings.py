@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from .guard import parse_networks
+from .guard import UNIX, parse_networks, parse_proxies
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,10 @@ def networks(raw) -> list:
     return parse_networks(raw)
 
 
+def proxies(raw) -> list:
+    return parse_proxies(raw)
+
+
 def host_list(raw) -> frozenset:
     """`CONSOLE_HOSTS`: more Host header values the console answers to, e.g. `wallet.lan:8000`."""
     hosts = [part.strip().lower() for part in raw.split(",") if part.strip()]
@@ -126,7 +130,7 @@ class Settings:
 CORE = Settings({
     "WALLET_ENV": ("sandbox", one_of("sandbox", "production")),
     "DATABASE_URL": ("sqlite:///wallet.db", database_url),
-    "TRUSTED_PROXIES": ("", networks),
+    "TRUSTED_PROXIES": ("", proxies),
     "PROXY_COUNT": ("0", replaced_by_trusted_proxies),
     "MAX_BODY_BYTES": ("65536", whole_number(1024, 16 * 1024 * 1024)),
     "WALLET_ALLOW_SQLITE": ("0", flag),
@@ -272,7 +276,7 @@ def core_production_problems(config) -> list:
     else:
         problems += allow_list_problems("METRICS_ALLOWED_IPS", config["METRICS_ALLOWED_IPS"],
                                         "your Prometheus scrapes from")
-    proxies = config["TRUSTED_PROXIES"]
+    proxies = [network for network in config["TRUSTED_PROXIES"] if network != UNIX]
     if proxies and any(list(ipaddress.collapse_addresses([n for n in proxies if n.version == v])) ==
                        [ipaddress.ip_network(everything)] for v, everything in ((4, "0.0.0.0/0"), (6, "::/0"))):
         problems.append("TRUSTED_PROXIES covers every address: anyone could then write the client "
