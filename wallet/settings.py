@@ -108,7 +108,6 @@ def host_list(raw) -> frozenset:
     return frozenset(hosts)
 
 
-
 def replaced_by_trusted_proxies(raw) -> int:
     """`PROXY_COUNT`, retired: a count of proxies let anyone who reached the app directly (or put a
     header before the proxy's) choose the client address the allow-lists saw."""
