@@ -20,6 +20,7 @@ from dbservers import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from test_nginx import NGINX, nginx  # noqa: F401 (the fixture)
 
+from wallet.guard import client_address, parse_proxies
 from wallet.hash.envelope import encrypt
 
 PROVIDER, OTHER = "127.0.0.7", "127.0.0.5"  # where a provider calls from, and someone else (this host)
@@ -255,3 +256,20 @@ def test_a_proxy_on_a_unix_socket_is_trusted_when_named(app, database_url, tmp_p
             assert conn.getresponse().status == expected, header
             conn.close()
     assert balances(app, user_id) == {"USD": 90}
+
+
+@pytest.mark.parametrize("peer, forwarded, client", [
+    ("198.51.100.4", "10.1.2.3", "198.51.100.4"),  # not a trusted proxy: its header is its own claim
+    ("127.0.0.1", "", "127.0.0.1"),  # the proxy itself, nothing forwarded
+    ("127.0.0.1", "203.0.113.9", "203.0.113.9"),
+    ("127.0.0.1", "10.1.2.3, 203.0.113.9", "203.0.113.9"),  # what the client wrote is left of it
+    ("127.0.0.1", "203.0.113.9, 10.0.0.2", "203.0.113.9"),  # two trusted proxies, walked past
+    ("127.0.0.1", "10.0.0.3, 10.0.0.2", "10.0.0.3"),  # only trusted addresses: the leftmost
+    ("127.0.0.1", "203.0.113.9, garbage", ""),  # not an address where our proxy appended: none
+    ("127.0.0.1", "203.0.113.9,", ""),
+    ("127.0.0.1", "2001:db8::1", "2001:db8::1"),
+    ("", "203.0.113.9", "203.0.113.9"),  # a unix socket, trusted by name
+    ("", "", ""),
+])
+def test_the_client_address_is_walked_from_the_right(peer, forwarded, client):
+    assert client_address(peer, forwarded, parse_proxies("127.0.0.1, 10.0.0.0/8, unix")) == client
