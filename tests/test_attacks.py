@@ -1,7 +1,9 @@
-"""Issue 18, "Nobody gets in": each attack that once worked, replayed, and refused with nothing moved.
+"""Issues 18 ("Nobody gets in") and 26 ("Production cannot be entered by omission"): each attack
+that once worked, replayed, and refused with nothing moved.
 
 HTTP attacks run against a real `gunicorn app:app` (the console on, as in a sandbox); settings
-attacks start a real gunicorn and see it exit. Each test says what used to happen.
+attacks start a real gunicorn (or the flask CLI) and see it exit. Each test says what used to
+happen. Issue 26's attacks on the HTTP edges are in test_attacks_edges.py.
 """
 import html
 import http.client
