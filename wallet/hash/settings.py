@@ -26,9 +26,11 @@ def production_problems(config) -> list:
     problems = []
     if why := guessable(config["HASH_SECRET"]):  # e.g. 32 zeros: a placeholder, not a key
         problems.append(f"HASH_SECRET {why}: a placeholder, not the key Hash gave you")
-    if config["HASH_IV_MODE"] == "accept-both":  # either form opens: a key16 capture's second block
+    # accept-both opens either IV form: a key16 capture read as prefix has its second block
+    # settable without the key (docs/hash.md §3.4, §11.1)
+    if config["HASH_IV_MODE"] == "accept-both":
         problems.append("HASH_IV_MODE=accept-both is refused in production: set the one IV form Hash "
-                        "uses, prefix or key16")  # becomes settable (docs/hash.md §3.4)
+                        "uses, prefix or key16")
     # the Hash envelope is AES-CBC without a MAC: bits of a captured one can be flipped without the
     # key, so who may send one at all is the network's to decide
     problems += allow_list_problems("HASH_ALLOWED_IPS", config["HASH_ALLOWED_IPS"], "Hash calls from")
