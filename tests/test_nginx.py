@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import HP_SECRET, ROOT, TEST_CONFIG, gunicorn, new_player, post_json, tx
+from conftest import HP_SECRET, ROOT, TEST_CONFIG, gunicorn, new_player, tx
 from dbservers import free_port
 from httpclient import request
 
