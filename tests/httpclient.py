@@ -4,9 +4,11 @@ import json
 from urllib.parse import urlsplit
 
 
-def request(base, method, path, body=None, headers=None, timeout=30):
+def request(base, method, path, body=None, headers=None, timeout=30, source=None):
+    """`source`: the local address to call from (e.g. "127.0.0.5": any 127/8 address is this host)."""
     parts = urlsplit(base)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     try:
         conn.request(method, path, body=body,
                      headers={"Content-Type": "application/json", **(headers or {})})

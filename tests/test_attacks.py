@@ -1,21 +1,26 @@
-"""Issue 18, "Nobody gets in": each attack that once worked, replayed, and refused with nothing moved.
+"""Issues 18 ("Nobody gets in") and 26 ("Production cannot be entered by omission"): each attack
+that once worked, replayed, and refused with nothing moved.
 
 HTTP attacks run against a real `gunicorn app:app` (the console on, as in a sandbox); settings
-attacks start a real gunicorn and see it exit. Each test says what used to happen.
+attacks start a real gunicorn (or the flask CLI) and see it exit. Each test says what used to
+happen. Issue 26's attacks on the HTTP edges are in test_attacks_edges.py.
 """
 import html
 import http.client
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from urllib.parse import urlencode, urlsplit
 
 import pytest
 import sqlalchemy as sa
-from conftest import (HASH_SECRET, HP_SECRET, MERCHANT_ID, balances, gunicorn, ledger_rows, new_player, post_json,
-                      tx)
+from conftest import (HASH_SECRET, HP_SECRET, MERCHANT_ID, ROOT, TEST_CONFIG, balances, gunicorn, ledger_rows,
+                      new_player, post_json, tx)
 from test_settings import PRODUCTION, start_refused
 
 from wallet.core import accounts, db, schema
@@ -150,6 +155,51 @@ def test_a_typo_in_wallet_env_does_not_start_a_sandbox(tmp_path):
     assert not database.exists()  # nothing seeded, nothing served
 
 
+def test_a_production_wallet_without_wallet_env_does_not_start():
+    """Issue 26.1. Was: a real DATABASE_URL and secrets without WALLET_ENV (an env file missing one
+    line) started a sandbox on the production database: no production checks, the console on, and
+    a console top-up added 1,000,000 to a real player's wallet."""
+    production_minus_one_line = {name: value for name, value in PRODUCTION.items() if name != "WALLET_ENV"}
+    result = start_refused({**production_minus_one_line, "CONSOLE": "auto"}, without=("WALLET_ENV",))
+    assert result.returncode != 0
+    assert "\n  WALLET_ENV is not set, but DATABASE_URL is" in result.stderr
+    for name in ("HP_SECRET", "HASH_SECRET"):  # the secrets alone say it is not the zero-configuration sandbox
+        result = start_refused({name: PRODUCTION[name]}, without=("WALLET_ENV", "HP_SECRET", "HASH_SECRET"))
+        assert result.returncode != 0 and f"\n  WALLET_ENV is not set, but {name} is" in result.stderr
+    assert PRODUCTION["HP_SECRET"] not in result.stderr + result.stdout
+
+
+def production_cli(tmp_path, *args) -> tuple[subprocess.CompletedProcess, str]:
+    """`flask --app app ARGS` in production (on SQLite, said on purpose, with its schema)."""
+    url = f"sqlite:///{tmp_path}/w.db"
+    env = {**os.environ, **TEST_CONFIG, **PRODUCTION, "DATABASE_URL": url, "WALLET_ALLOW_SQLITE": "1"}
+    subprocess.run([sys.executable, "-m", "flask", "--app", "app", "init-db"], cwd=ROOT, env=env,
+                   capture_output=True, check=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60), url
+
+
+@pytest.mark.parametrize("command", [
+    ["demo"],
+    ["hash-encrypt", '{"order_no": "X1", "user_id": 1, "status": 1, "prize": 9000}', "--path", "/api/v2/order/update"],
+])
+def test_sandbox_commands_refuse_in_production(tmp_path, command):
+    """Issue 26.2. Was: `flask --app app demo` in production printed the real HP_SECRET in three
+    curl lines and made a funded demo player with a live session; `hash-encrypt` minted
+    ready-to-send requests under the production key (a settle paying 9,000)."""
+    result, url = production_cli(tmp_path, *command)
+    assert result.returncode != 0
+    assert f"{command[0]} is for the sandbox only: it is refused with WALLET_ENV=production" in result.stderr
+    output = result.stdout + result.stderr
+    assert PRODUCTION["HP_SECRET"] not in output and PRODUCTION["HASH_SECRET"] not in output
+    assert '"x"' not in output and "curl" not in output
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.players)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.sessions)).scalar() == 0
+    engine.dispose()
+
+
 @pytest.mark.parametrize("weak", [
     {"HP_SECRET": "a"},
     {"HASH_SECRET": "0" * 32},
@@ -158,13 +208,31 @@ def test_a_typo_in_wallet_env_does_not_start_a_sandbox(tmp_path):
     {"HASH_TIMESTAMP_WINDOW_MS": "abc"},  # was: started, then every Hash call answered 5000
     {"HP_ALLOWED_IPS": ""},
     {"HASH_ALLOWED_IPS": ""},
+    # issue 26.3: each of these started
+    {"HASH_SECRET": "0123456789abcdef0123456789abcdef"},  # docs/hash.md §3.6's worked example key
+    {"HASH_SECRET": "hash-sandbox-secret-0123456789aB"},  # the sandbox's, one letter's case changed
+    {"HP_SECRET": "0" * 16},
+    {"HP_SECRET": "s3cr3t!" * 3},
+    {"HASH_SECRET": "é" + PRODUCTION["HASH_SECRET"][1:]},  # 32 characters, 33 bytes: every call 5000
+    {"HASH_SECRET": PRODUCTION["HP_SECRET"][:32]},  # the same secret for both providers
+    {"HP_ALLOWED_IPS": "0.0.0.0/1,128.0.0.0/1"},
+    {"HASH_ALLOWED_IPS": "0.0.0.0/2,64.0.0.0/2,128.0.0.0/1"},
+    {"METRICS_ALLOWED_IPS": ""},
+    {"HASH_IV_MODE": "accept-both"},
+    # issue 26.4: a count of proxies let anyone choose the address the allow-lists saw
+    {"PROXY_COUNT": "1"},
+    {"PROXY_COUNT": "2"},
+    {"TRUSTED_PROXIES": "0.0.0.0/0"},
 ])
 def test_production_refuses_weak_settings(weak, tmp_path):
     """Was: production started with each of these."""
-    result = start_refused({**PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path}/w.db", "WALLET_ALLOW_SQLITE": "1",
-                            **weak})
+    settings = {**PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path}/w.db", "WALLET_ALLOW_SQLITE": "1", **weak}
+    if weak.get("HASH_SECRET") == PRODUCTION["HP_SECRET"][:32]:
+        settings["HP_SECRET"] = PRODUCTION["HP_SECRET"][:32]
+    result = start_refused(settings)
     assert result.returncode != 0
-    assert f"\n  {next(iter(weak))} " in result.stderr  # the setting, on its own line
+    assert re.search(f"\n  {next(iter(weak))}[ =]", result.stderr)  # the setting, on its own line
+    assert PRODUCTION["HP_SECRET"][:16] not in result.stderr and PRODUCTION["HASH_SECRET"][:16] not in result.stderr
 
 
 # ---- HTTP edges ---------------------------------------------------------------------------------------

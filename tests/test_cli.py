@@ -30,6 +30,12 @@ def test_demo_prints_working_ids(app):
     session = output.split("session (100HP sessionId, Hash token): ")[1].split()[0]
     answer = app.test_client().post("/100hp/auth", json={"secret": HP_SECRET, "sessionId": session})
     assert answer.status_code == 200 and answer.get_json()["balance"] == "1000.00"
+    # a secret of one's own is never printed: the curl lines leave it to the shell (issue 26.2)
+    assert HP_SECRET not in output and output.count("""{"secret": "'"$HP_SECRET"'", """) == 3
+    curl = next(line.strip() for line in output.splitlines() if "/100hp/auth" in line)
+    pasted = subprocess.run(["sh", "-c", "echo " + curl.split(" -d ", 1)[1]], env={"HP_SECRET": "s3cr3t"},
+                            capture_output=True, text=True, check=True).stdout
+    assert json.loads(pasted) == {"secret": "s3cr3t", "sessionId": session}
 
 
 def test_sandbox_starts_with_zero_configuration(tmp_path):
@@ -56,12 +62,14 @@ def test_sandbox_starts_with_zero_configuration(tmp_path):
 
 def test_production_refuses_sandbox_secrets():
     result = subprocess.run([sys.executable, "-c", "import app; app.app"], cwd=ROOT, capture_output=True,
-                            text=True, env={"WALLET_ENV": "production", "PATH": "/usr/bin:/bin"})
+                            text=True, env={"WALLET_ENV": "production", "PATH": "/usr/bin:/bin",
+                                            "WALLET_ALLOW_SQLITE": "1"})
     assert result.returncode != 0 and "set HP_SECRET" in result.stderr
 
 
 def test_healthz_reports_the_database(tmp_path):
-    app = create_app({"SANDBOX_DEMO": "0", "DATABASE_URL": f"sqlite:///{tmp_path}/missing/x.db"})
+    app = create_app({"WALLET_ENV": "sandbox", "SANDBOX_DEMO": "0",
+                      "DATABASE_URL": f"sqlite:///{tmp_path}/missing/x.db"})
     assert app.test_client().get("/healthz").status_code == 503
 
 

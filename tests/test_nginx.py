@@ -1,6 +1,6 @@
 """100HP's errCodes are HTTP statuses (601-609, 702): they must pass a real reverse proxy unchanged.
-nginx (Debian package) in front of gunicorn, with the proxy snippet of docs/operations.md; the wallet
-trusts exactly one proxy hop for its IP allow-list."""
+nginx (Debian package) in front of gunicorn, with the proxy snippet of docs/operations.md; the wallet trusts
+nginx's address (TRUSTED_PROXIES) for its IP allow-list."""
 import json
 import shutil
 import subprocess
@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import HP_SECRET, ROOT, TEST_CONFIG, gunicorn, new_player, post_json, tx
+from conftest import HP_SECRET, ROOT, TEST_CONFIG, gunicorn, new_player, tx
 from dbservers import free_port
 from httpclient import request
 
@@ -16,6 +16,7 @@ from wallet.app import create_app
 from conftest import init_schema
 
 NGINX = shutil.which("nginx", path="/usr/sbin:/usr/bin")
+PROVIDER, OTHER = "127.0.0.7", "127.0.0.5"  # where the provider calls from, and someone else (both this host)
 pytestmark = pytest.mark.skipif(not NGINX, reason="nginx not installed (apt-get install nginx)")
 
 
@@ -65,7 +66,7 @@ def test_error_statuses_pass_nginx_unchanged(tmp_path, nginx):
     with app.extensions["engine"].begin() as conn:  # a wallet the code cannot read: a 702
         conn.exec_driver_sql(f"UPDATE wallets SET balance = 'garbage' WHERE player_id = {user_id}")
     port = free_port()
-    env = {"PROXY_COUNT": "1", "HP_ALLOWED_IPS": "127.0.0.1"}
+    env = {"TRUSTED_PROXIES": "127.0.0.1", "HP_ALLOWED_IPS": PROVIDER}
     with gunicorn(url, workers=2, port=port, extra_env=env, allow_errors=True):
         base = nginx(port)
         settled, refunded = tx(), tx()
@@ -85,11 +86,12 @@ def test_error_statuses_pass_nginx_unchanged(tmp_path, nginx):
             ("auth", {"sessionId": broken}, 702),
         ]
         for endpoint, fields, expected in calls:
-            direct = post_json(f"http://127.0.0.1:{port}", f"/100hp/{endpoint}",
-                               {"secret": HP_SECRET, **fields})
-            assert direct[0] == 601  # gunicorn itself is not reachable around the proxy
+            direct = request(f"http://127.0.0.1:{port}", "POST", f"/100hp/{endpoint}",
+                             post_body({"secret": HP_SECRET, **fields}), {"X-Forwarded-For": PROVIDER},
+                             source=OTHER)
+            assert direct[0] == 601  # a forged X-Forwarded-For around the proxy counts for nothing
             status, body, headers = request(base, "POST", f"/100hp/{endpoint}",
-                                            post_body({"secret": HP_SECRET, **fields}))
+                                            post_body({"secret": HP_SECRET, **fields}), source=PROVIDER)
             assert status == expected, (endpoint, body)
             assert headers["Content-Type"] == "application/json"
             if expected != 200:

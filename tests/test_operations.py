@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from conftest import HP_SECRET, TEST_CONFIG, gunicorn, new_player, post_json, tx
 
 from wallet.app import create_app
-from wallet.settings import load_config
+from test_settings import PRODUCTION
 from wallet.core import schema
 from wallet.hp100 import schema as hp_schema
 from conftest import init_schema
@@ -120,31 +120,33 @@ def test_ip_allow_lists_and_proxies(guarded):
     spoofed = {"X-Forwarded-For": "10.1.2.3"}
     assert direct.post("/100hp/auth", json={"secret": HP_SECRET, "sessionId": "s"},
                        headers=spoofed).status_code == 601
-    behind = guarded(HP_ALLOWED_IPS="10.0.0.0/8", PROXY_COUNT="1")
+    behind = guarded(HP_ALLOWED_IPS="10.0.0.0/8", TRUSTED_PROXIES="127.0.0.1")  # the test client's address
     assert behind.post("/100hp/auth", json={"secret": HP_SECRET, "sessionId": "s"},
                        headers={"X-Forwarded-For": "10.1.2.3"}).status_code == 604  # let in
     # one proxy: only the address it appended counts, not what the client put before it
     assert behind.post("/100hp/auth", json={"secret": HP_SECRET, "sessionId": "s"},
                        headers={"X-Forwarded-For": "10.1.2.3, 198.51.100.4"}).status_code == 601
     assert behind.post("/100hp/auth", json={"secret": HP_SECRET, "sessionId": "s"},
-                       environ_base={"REMOTE_ADDR": "10.9.9.9"}).status_code == 601  # no header
+                       environ_base={"REMOTE_ADDR": "10.9.9.9"}).status_code == 604  # no proxy, no header
+    # a peer that is not a trusted proxy: its X-Forwarded-For is its own claim
+    assert behind.post("/100hp/auth", json={"secret": HP_SECRET, "sessionId": "s"},
+                       headers={"X-Forwarded-For": "10.1.2.3"},
+                       environ_base={"REMOTE_ADDR": "198.51.100.4"}).status_code == 601
 
 
 @pytest.mark.parametrize("settings, complaint", [
     ({"HP_SECRET": "hp-sandbox-secret"}, "set HP_SECRET"),
     ({"HASH_SECRET": "hash-sandbox-secret-0123456789ab"}, "set HASH_SECRET"),
     ({"DATABASE_URL": "sqlite:///w.db"}, "set DATABASE_URL"),
-    ({"HASH_SECRET": "short"}, "HASH_SECRET must be 32 characters"),
-    ({"HP_ALLOWED_IPS": "10.0.0.0/33"}, "bad IP allow-list"),
+    ({"HASH_SECRET": "short"}, "HASH_SECRET must be 32 bytes"),
+    ({"HP_ALLOWED_IPS": "10.0.0.0/33"}, "bad IP list"),
 ])
 def test_production_guard(settings, complaint):
-    production = {"WALLET_ENV": "production", "HP_SECRET": "a-real-100hp-secret",
-                  "HASH_SECRET": "0123456789abcdefghijklmnopqrstuv", "DATABASE_URL": "postgresql+psycopg://db/wallet",
-                  "HP_ALLOWED_IPS": "10.0.0.0/8", "HASH_ALLOWED_IPS": "10.0.0.0/8"}
-    load_config(production)  # a complete production configuration starts
+    production = {**PRODUCTION, "HP_ALLOWED_IPS": "10.0.0.0/8", "HASH_ALLOWED_IPS": "10.0.0.0/8"}
+    create_app(production)  # a complete production configuration starts
     with pytest.raises(RuntimeError, match=complaint):
-        load_config({**production, **settings})
-    assert load_config({**production, "DATABASE_URL": "sqlite:///w.db", "WALLET_ALLOW_SQLITE": "1"})
+        create_app({**production, **settings})
+    assert create_app({**production, "DATABASE_URL": "sqlite:///w.db", "WALLET_ALLOW_SQLITE": "1"})
 
 
 def test_one_log_line_per_call_without_secrets(app, client, caplog):

@@ -9,7 +9,7 @@ import sys
 
 from conftest import ROOT, gunicorn
 
-SANDBOX = {"SANDBOX_DEMO": "1", "CONSOLE": "0", "HP_SECRET": "hp-sandbox-secret",
+SANDBOX = {"WALLET_ENV": "sandbox", "SANDBOX_DEMO": "1", "CONSOLE": "0", "HP_SECRET": "hp-sandbox-secret",
            "HASH_SECRET": "hash-sandbox-secret-0123456789ab", "HASH_MERCHANT_ID": "1001"}
 PAIR = re.compile(r'"(\w+)":("(?:[^"\\]|\\.)*"|[-\d.]+|true|false)')
 

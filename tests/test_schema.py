@@ -78,7 +78,7 @@ def test_the_ledger_refuses_a_negative_balance_after(schema_engine):
 
 def test_init_db_twice_keeps_the_data(schema_engine, tmp_path):
     url = schema_engine.url.render_as_string(hide_password=False)
-    app = create_app({"SANDBOX_DEMO": "0", "DATABASE_URL": url})
+    app = create_app({"WALLET_ENV": "sandbox", "SANDBOX_DEMO": "0", "DATABASE_URL": url})
     runner = app.test_cli_runner()
     assert runner.invoke(args=["create-player", "--name", "x", "--balance", "5"]).exit_code == 0
     for _ in range(2):

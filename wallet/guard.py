@@ -1,9 +1,15 @@
-"""What every provider call passes through: the client address behind trusted proxies, the optional
-per-provider IP allow-lists (100HP: docs/100hp.md §9.6; Hash: docs/hash.md §11.6), a
-request id echoed in `X-Request-Id`, one log line per call, and MAX_BODY_BYTES on chunked bodies.
+"""What every provider call passes through: the client address behind the proxies the operator
+trusts (TRUSTED_PROXIES), the optional per-provider IP allow-lists (100HP: docs/100hp.md §9.6;
+Hash: docs/hash.md §11.6), a request id echoed in `X-Request-Id`, one log line per call, and
+MAX_BODY_BYTES on chunked bodies.
 
 The log line holds method, path, txId / order_no, result code and duration; never a secret, a token
-or decrypted plaintext.
+or decrypted plaintext. Request text in a log line always goes through `shown()`: a path with a
+line break in it (`%0a`) cannot write a line of its own.
+
+A call is classified (its provider and operation, for the log line and /metrics) by the route it
+matched, not by the raw path: `//100hp/withdrawal` and `/%2f100hp/deposit` reach the withdrawal
+and deposit views, and so they are logged and counted as those, once each.
 """
 import io
 import ipaddress
@@ -13,43 +19,134 @@ import re
 import time
 
 from flask import request
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 log = logging.getLogger("wallet.calls")
 _SAFE = re.compile(r"[\w.:-]{1,64}\Z")
 PROVIDERS = {"/100hp/": "100hp", "/api/v2/": "hash"}  # path prefix -> provider
 REFERENCE, RESULT, STARTED = "wallet.reference", "wallet.result", "wallet.started"  # environ keys
+CALL, PEER = "wallet.call", "wallet.peer"  # environ keys: (provider, operation); the direct peer
+UNIX = "unix"  # in TRUSTED_PROXIES: a proxy on this host reaching gunicorn over a unix socket
 
 
 def provider_of(path: str) -> str | None:
     return next((name for prefix, name in PROVIDERS.items() if path.startswith(prefix)), None)
 
 
+def shown(value, limit=200) -> str:
+    """Text from a request as it may appear in a log line: every character outside printable ASCII,
+    the backslash and the blank written as a backslash escape (`\\n`, `\\x1b`, `\\x20`, `\\u2028`),
+    and cut at `limit` characters. A request can then start neither a log line of its own nor a
+    field of its own in one (log injection)."""
+    text = str(value)
+    escaped = "".join(_escape(char) for char in text[:limit])
+    return escaped + ("..." if len(text) > limit else "")
+
+
+def _escape(char: str) -> str:
+    if char == " ":
+        return "\\x20"
+    if "!" <= char <= "~" and char != "\\":
+        return char
+    return char.encode("unicode_escape").decode("ascii")  # as in repr(), and non-ASCII too
+
+
+# ---- who is calling ----------------------------------------------------------------------------
 def parse_networks(text: str) -> list:
-    """`HP_ALLOWED_IPS` / `HASH_ALLOWED_IPS`: comma-separated addresses or CIDR ranges; empty = any
-    (production requires one: `0.0.0.0/0,::/0` is how to allow any address there)."""
+    """`HP_ALLOWED_IPS`, `HASH_ALLOWED_IPS`, `TRUSTED_PROXIES`, ...: comma-separated addresses or
+    CIDR ranges; empty = none given."""
     try:
         return [ipaddress.ip_network(part.strip()) for part in text.split(",") if part.strip()]
     except ValueError as exc:
-        raise ValueError(f"is a bad IP allow-list {text[:80]!r}: {exc}") from None
+        raise ValueError(f"is a bad IP list {text[:80]!r}: {exc}") from None
 
 
-def address_allowed(networks: list, proxies: int) -> bool:
-    """Whether the client address is in `networks`. Behind `proxies` proxies the address is the one
-    our outermost proxy saw (ProxyFix); a request that did not come through them all is refused."""
+def parse_proxies(text: str) -> list:
+    """`TRUSTED_PROXIES`: like an allow-list, and the word `unix` for a unix socket (gunicorn -b
+    unix:/run/wallet.sock), whose peer has no address at all."""
+    words = [part.strip() for part in text.split(",") if part.strip()]
+    return [UNIX for word in words if word == UNIX] + parse_networks(",".join(w for w in words if w != UNIX))
+
+
+def _address(text: str):
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def _trusted(peer: str, trusted: list) -> bool:
+    if peer == "":  # gunicorn's REMOTE_ADDR on a unix socket
+        return UNIX in trusted
+    address = _address(peer)
+    return address is not None and any(address in network for network in trusted if network != UNIX)
+
+
+def client_address(peer: str, forwarded: str, trusted: list) -> str:
+    """The client's address. `X-Forwarded-For` is read only when the direct peer is a trusted proxy,
+    and then from the right: each trusted proxy appends the address it was reached from, so the
+    first address from the right that is not a trusted proxy is the client. Whatever a client wrote
+    into the header itself is further left and never read. A hop that is not an address (garbage
+    in the header where our own proxy should have appended) gives "" (no address: refused)."""
+    hops = [hop.strip() for hop in forwarded.split(",")] if forwarded else []
+    client = peer
+    while hops and _trusted(client, trusted):
+        client = hops.pop()
+        if not client:  # only the direct peer may be without an address (a unix socket)
+            return ""
+    address = _address(client)
+    return "" if address is None else str(address)
+
+
+class TrustedProxies:
+    """WSGI middleware: REMOTE_ADDR becomes the client's address (`client_address`), and the scheme
+    the one the nearest proxy says (`X-Forwarded-Proto`), both only from a trusted proxy. The
+    direct peer is kept in environ["wallet.peer"]."""
+
+    def __init__(self, wsgi_app, trusted: list):
+        self.wsgi_app, self.trusted = wsgi_app, trusted
+
+    def __call__(self, environ, start_response):
+        peer = environ.get("REMOTE_ADDR", "")
+        environ[PEER] = peer
+        environ["REMOTE_ADDR"] = client_address(peer, environ.get("HTTP_X_FORWARDED_FOR", ""), self.trusted)
+        if _trusted(peer, self.trusted):
+            scheme = environ.get("HTTP_X_FORWARDED_PROTO", "").rsplit(",", 1)[-1].strip().lower()
+            if scheme in ("http", "https"):
+                environ["wsgi.url_scheme"] = scheme
+        return self.wsgi_app(environ, start_response)
+
+
+def address_allowed(networks: list) -> bool:
+    """Whether the client address (behind TRUSTED_PROXIES, see `client_address`) is in `networks`;
+    an empty list allows any address (the sandbox; production requires a list)."""
     if not networks:
         return True
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    hops = len([hop for hop in forwarded.split(",") if hop.strip()])
-    try:
-        address = ipaddress.ip_address(request.remote_addr or "")
-    except ValueError:
-        return False
-    allowed = hops >= proxies and any(address in network for network in networks)
+    address = _address(request.remote_addr or "")
+    allowed = address is not None and any(address in network for network in networks)
     if not allowed:
-        log.warning("refused %s %s from %s: not in the allow-list", request.method, request.path,
-                    request.remote_addr)
+        log.warning("refused %s %s from %s (peer %s): not in the allow-list", shown(request.method),
+                    shown(request.path), shown(request.remote_addr or "-"),
+                    shown(request.environ.get(PEER, "-")))
     return allowed
+
+
+# ---- what is called ----------------------------------------------------------------------------
+def classify() -> None:
+    """before_request, app-wide: which provider and operation this request is, from the route it
+    matched (`/100hp/withdrawal` however the path was written), or "other" under a provider's
+    prefix when it matched none (404, 405). Werkzeug's `request.path` already has the leading
+    slashes of `//100hp/...` merged into one."""
+    rule = request.url_rule
+    path = rule.rule if rule is not None else request.path
+    provider = provider_of(path)
+    if provider is not None:
+        prefix = next(prefix for prefix, name in PROVIDERS.items() if name == provider)
+        request.environ[CALL] = (provider, path[len(prefix):] if rule is not None else "other")
+
+
+def call_of(environ) -> tuple[str, str] | None:
+    """(provider, operation) of a provider call once the app has seen it; None for anything else."""
+    return environ.get(CALL)
 
 
 def note_reference(value) -> None:
@@ -83,11 +180,10 @@ class CallLog:
             return start_response(status_line, headers, exc_info)
 
         body = self.wsgi_app(environ, start)
-        path = environ.get("PATH_INFO", "")
-        if provider_of(path):
-            log.info("%s %s ref=%s result=%s %.1fms id=%s", environ.get("REQUEST_METHOD"), path,
-                     environ.get(REFERENCE, "-"), environ.get(RESULT, status[:3]),
-                     (time.perf_counter() - started) * 1000, request_id)
+        if call_of(environ):
+            log.info("%s %s ref=%s result=%s %.1fms id=%s", shown(environ.get("REQUEST_METHOD", "")),
+                     shown(environ.get("PATH_INFO", "")), environ.get(REFERENCE, "-"),
+                     environ.get(RESULT, status[:3]), (time.perf_counter() - started) * 1000, request_id)
         return body
 
 
@@ -118,8 +214,10 @@ class ChunkedBodyLimit:
 
 
 def install(app) -> None:
+    """Before the providers are registered: their routes then match exactly as written
+    (`/100hp//withdrawal` is a 404 in 100HP's format, not Werkzeug's HTML redirect)."""
+    app.url_map.merge_slashes = False
+    app.before_request(classify)
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])
     app.wsgi_app = CallLog(app.wsgi_app)
-    proxies = app.config["PROXY_COUNT"]
-    if proxies:  # trust exactly that many X-Forwarded-For hops, set by our own proxies, no more
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+    app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["TRUSTED_PROXIES"])

@@ -22,7 +22,7 @@ gauges, which is all `mark_process_dead` cleans up; a dead worker's counts stay 
 Without the variable the counters are the answering process's own (one process: `flask run`).
 
 Access: METRICS_ALLOWED_IPS (wallet/settings.py: addresses / CIDR ranges, default 127.0.0.1/32,::1;
-empty = any), checked like HP_ALLOWED_IPS, behind PROXY_COUNT proxies; others get 403.
+empty = any, refused in production), checked like HP_ALLOWED_IPS, behind TRUSTED_PROXIES; others get 403.
 """
 import logging
 import os
@@ -36,7 +36,7 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import case, func, select
 
 from .core.schema import metadata, utcnow
-from .guard import RESULT, PROVIDERS, address_allowed, provider_of
+from .guard import RESULT, address_allowed, call_of
 
 OPEN_BET_AGES = (0, 60, 600, 3600, 86400)  # seconds: "open", "open for over a minute", ...
 
@@ -54,10 +54,8 @@ bp = Blueprint("metrics", __name__)
 
 
 def install(app) -> None:
-    """The /metrics view, the call counting middleware and the wallet.core.db log counter. Call it
-    after the providers' blueprints are registered: their routes are the `operation` labels."""
-    operations = {rule.rule for rule in app.url_map.iter_rules() if provider_of(rule.rule)}
-    app.wsgi_app = CallMetrics(app.wsgi_app, operations)
+    """The /metrics view, the call counting middleware and the wallet.core.db log counter."""
+    app.wsgi_app = CallMetrics(app.wsgi_app)
     app.register_blueprint(bp)
     db_log = logging.getLogger("wallet.core.db")
     if not any(isinstance(handler, RetryCounter) for handler in db_log.handlers):  # once a process
@@ -65,17 +63,14 @@ def install(app) -> None:
 
 
 class CallMetrics:
-    """WSGI middleware: counts each provider call by result and times it. Paths that are no
+    """WSGI middleware: counts each provider call by result and times it, classified by the route
+    it matched (wallet/guard.py `classify`: `//100hp/withdrawal` is a withdrawal). Paths that are no
     route are counted as operation "other", so a scan of random URLs adds no new series."""
 
-    def __init__(self, wsgi_app, operations: set):
-        self.wsgi_app, self.operations = wsgi_app, operations
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
 
     def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        provider = provider_of(path)
-        if provider is None:
-            return self.wsgi_app(environ, start_response)
         started, status = time.perf_counter(), ""
 
         def start(status_line, headers, exc_info=None):
@@ -84,8 +79,9 @@ class CallMetrics:
             return start_response(status_line, headers, exc_info)
 
         body = self.wsgi_app(environ, start)
-        prefix = next(prefix for prefix, name in PROVIDERS.items() if name == provider)
-        operation = path[len(prefix):] if path in self.operations else "other"
+        if call_of(environ) is None:  # not a provider call: /metrics, /healthz, the console
+            return body
+        provider, operation = call_of(environ)
         result = str(environ.get(RESULT, status[:3]))  # Hash's code; else the HTTP status (100HP)
         CALLS.labels(provider, operation, result).inc()
         DURATION.labels(provider, operation).observe(time.perf_counter() - started)
@@ -143,7 +139,7 @@ class OpenBets:
 @bp.get("/metrics")
 def metrics():
     config = current_app.config
-    if not address_allowed(config["METRICS_ALLOWED_IPS"], config["PROXY_COUNT"]):
+    if not address_allowed(config["METRICS_ALLOWED_IPS"]):
         abort(403)
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -14,6 +14,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
 from .core import accounts, db
+from .core.commands import sandbox_only
 from .core.schema import players, sessions, utcnow
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ def install(app, seed: bool) -> None:
 
 @click.command("demo")
 @with_appcontext
+@sandbox_only
 def demo():
     """A demo player with USD and USDT wallets and a session; prints ids and curl examples."""
     lifetime = current_app.config["SESSION_LIFETIME"]
@@ -66,11 +68,15 @@ def announce_demo(app) -> None:
 
 
 def demo_text(demo_ids: dict, config, base_url="http://127.0.0.1:8000") -> str:
-    secret, session = config["HP_SECRET"], demo_ids["sessionId"]
+    """The curl lines show the secret only if it is the public sandbox default; a secret of one's
+    own is never printed: the lines then say $HP_SECRET (set it in the shell to paste them)."""
+    session, public = demo_ids["sessionId"], config.get("HP_SECRET") == "hp-sandbox-secret"
     tx = str(uuid.uuid4())
 
     def curl(path, **fields):
-        body = json.dumps({"secret": secret, **fields})
+        body = json.dumps({"secret": "hp-sandbox-secret", **fields})
+        if not public:  # the single-quoted body opens for the shell to fill in "$HP_SECRET"
+            body = body.replace('"hp-sandbox-secret"', '"\'"$HP_SECRET"\'"')
         return f"curl -s -X POST {base_url}/100hp/{path} -H 'Content-Type: application/json' -d '{body}'"
 
     return "\n".join([

@@ -11,4 +11,5 @@ from wallet.app import create_app
 
 casino = PortCasino(os.environ.get("CASINO_DB", "casino.db"))
 casino.init()
-app = create_app({"DATABASE_URL": "sqlite://", "SANDBOX_DEMO": "0", "CONSOLE": "0"}, casino=casino)
+app = create_app({"WALLET_ENV": os.environ.get("WALLET_ENV", "sandbox"),  # a database given: say which
+                  "DATABASE_URL": "sqlite://", "SANDBOX_DEMO": "0", "CONSOLE": "0"}, casino=casino)

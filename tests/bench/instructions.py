@@ -41,7 +41,7 @@ def inner(target: str, calls: int) -> None:
     os.environ.update(DATABASE_URL=url, HP_SECRET="s")
     from wallet.app import create_app
     from wallet.core import accounts, db
-    wallet = create_app({"DATABASE_URL": url, "SANDBOX_DEMO": "0", "CONSOLE": "0", "HP_SECRET": "s"})
+    wallet = create_app({"WALLET_ENV": "sandbox", "DATABASE_URL": url, "SANDBOX_DEMO": "0", "CONSOLE": "0", "HP_SECRET": "s"})
     logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # the log line is counted, not shown
     engine = wallet.extensions["engine"]
     db.init_schema(engine, wallet.extensions["wallet.ddl"])

@@ -22,7 +22,7 @@ def main():
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     url = sys.argv[2] if len(sys.argv) > 2 else f"sqlite:///{tempfile.mkdtemp()}/profile.db"
     logging.getLogger("wallet.calls").setLevel(logging.WARNING)  # the call log is not the subject
-    app = create_app({"DATABASE_URL": url, "SANDBOX_DEMO": "0", "CONSOLE": "0", "HP_SECRET": "s"})
+    app = create_app({"WALLET_ENV": "sandbox", "DATABASE_URL": url, "SANDBOX_DEMO": "0", "CONSOLE": "0", "HP_SECRET": "s"})
     engine = app.extensions["engine"]
     db.init_schema(engine, app.extensions["wallet.ddl"])
     session = db.transaction(engine, lambda c: accounts.create_session(

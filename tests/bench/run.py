@@ -118,7 +118,7 @@ def _line(path, plain) -> str:
 
 @contextlib.contextmanager
 def server(target, url, port, ready_path):
-    env = {**os.environ, "DATABASE_URL": url, "HP_SECRET": HP_SECRET, "HASH_SECRET": HASH_SECRET,
+    env = {**os.environ, "WALLET_ENV": "sandbox", "DATABASE_URL": url, "HP_SECRET": HP_SECRET, "HASH_SECRET": HASH_SECRET,
            "HASH_MERCHANT_ID": MERCHANT, "SANDBOX_DEMO": "0", "CONSOLE": "0", "HASH_TIMESTAMP_WINDOW_MS": "3600000"}
     log = open(f"/tmp/bench-{target}-{port}.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", target, *GUNICORN, "-b",
@@ -166,7 +166,7 @@ def bench_database(kind, args, tmp) -> list:
         started.admin("CREATE DATABASE bench")
         url = started.url("bench")
     try:
-        app = create_app({"DATABASE_URL": url, "HP_SECRET": HP_SECRET, "HASH_SECRET": HASH_SECRET,
+        app = create_app({"WALLET_ENV": "sandbox", "DATABASE_URL": url, "HP_SECRET": HP_SECRET, "HASH_SECRET": HASH_SECRET,
                           "SANDBOX_DEMO": "0", "CONSOLE": "0"})
         engine = app.extensions["engine"]
         db.init_schema(engine, app.extensions["wallet.ddl"])

@@ -4,6 +4,7 @@ init-db, create-player, create-session, close-session, block-player, unblock-pla
 the `launch` and `games` groups each provider adds its subcommand to. The providers register
 their own (wallet/hp100/commands.py, wallet/hash/commands.py), the sandbox its `demo`.
 """
+import functools
 import json
 from decimal import Decimal, InvalidOperation
 
@@ -23,6 +24,18 @@ def register(app) -> None:
 
 def _engine():
     return current_app.extensions["engine"]
+
+
+def sandbox_only(command):
+    """A command that mints money or ready-to-send requests (`demo`, `hash-encrypt`): it refuses to
+    run unless WALLET_ENV is sandbox. Put it under @with_appcontext."""
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        if current_app.config["WALLET_ENV"] != "sandbox":
+            raise click.ClickException(f"{command.__name__.replace('_', '-')} is for the sandbox only: "
+                                       "it is refused with WALLET_ENV=production")
+        return command(*args, **kwargs)
+    return run
 
 
 def _echo_json(value) -> None:

@@ -6,6 +6,7 @@ orders.py     HashWallet: the rules (users, balances, the order lifecycle), stor
 sql_wallet.py   those storage primitives on SQL: the file to copy into your stack
 memory_wallet.py  the same in memory: the model the tests hold the SQL one to
 schema.py, ddl/ the hash_orders and hash_requests tables
+settings.py   HASH_SECRET, HASH_ALLOWED_IPS, HASH_IV_MODE, ... and their production rules
 audit.py, commands.py  the audit check, hash-encrypt
 client.py, reconcile.py, books.py  the Hash services client; hash-reconcile (open orders, --settled)
 launch.py     optional: `launch hash` and `games hash`
@@ -18,10 +19,12 @@ DDL_DIR = Path(__file__).resolve().parent / "ddl"
 def register(app, hash_wallet=None) -> None:
     """Mount the endpoints on `app`; `hash_wallet` replaces the SQL one (e.g. a MemoryHashWallet)."""
     # imported here, not above: importing the rules runs this file and must not load Flask
-    from . import audit, commands, reconcile
+    from ..settings import add_settings
+    from . import audit, commands, reconcile, settings
     from .blueprint import bp, unexpected_error
     from .sql_wallet import SqlHashWallet
 
+    add_settings(app.config, settings.SETTINGS)  # HASH_SECRET, HASH_ALLOWED_IPS, ...: checked here
     app.extensions["hash_wallet"] = hash_wallet or SqlHashWallet(
         app.extensions["engine"], formula=app.config["HASH_PAYOUT"],
         max_payout_multiple=app.config["HASH_MAX_PAYOUT_MULTIPLE"])

@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from ..core.db import DatabaseUnavailable
 from ..core.money import AmountError, parse_hash_amount
 from ..core.text import storable
-from ..guard import address_allowed, note_reference, note_result
+from ..guard import address_allowed, note_reference, note_result, shown
 from .envelope import EnvelopeError, decrypt, encrypt
 from .orders import HashError, RequestId
 
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 @bp.before_request
 def allowed_address():
     config = current_app.config
-    if not address_allowed(config["HASH_ALLOWED_NETWORKS"], config["PROXY_COUNT"]):
+    if not address_allowed(config["HASH_ALLOWED_IPS"]):
         raise HashError(1003)  # the provider's auth error; the log line says why
 
 
@@ -217,7 +217,7 @@ def dumps(value) -> str:
 @bp.errorhandler(HashError)
 def hash_error(exc: HashError):
     if exc.code in (1002, 1003):
-        log.warning("Hash %s refused: %s", request.path, exc.msg)
+        log.warning("Hash %s refused: %s", shown(request.path), exc.msg)
     return answer({"code": exc.code, "msg": exc.msg})
 
 
@@ -226,8 +226,8 @@ def unexpected_error(exc: Exception):
     if isinstance(exc, HTTPException):  # unknown path, wrong method, body too large
         return hash_error(HashError(1001, exc.name))
     if isinstance(exc, DatabaseUnavailable):  # deadline passed, or a COMMIT of unknown outcome
-        log.error("Hash %s not answered: %s", request.path, exc)
+        log.error("Hash %s not answered: %s", shown(request.path), exc)
         return hash_error(HashError(5000))  # Hash retries an update; an add it rolls back itself
-    log.exception("Hash %s failed", request.path)
+    log.exception("Hash %s failed", shown(request.path))
     return hash_error(HashError(5000))  # the transaction was rolled back
 

@@ -10,12 +10,14 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ..core.commands import sandbox_only
 from .blueprint import dumps
 from .envelope import encrypt
 
 
 @click.command("hash-encrypt")
 @with_appcontext
+@sandbox_only
 @click.argument("plaintext")
 @click.option("--path", default="/api/v2/user/info", show_default=True,
               help="The merchant endpoint, for the curl line.")

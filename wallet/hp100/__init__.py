@@ -5,6 +5,7 @@ casino.py     the rules every wallet shares (the guide's `Casino` class); storag
 your_casino.py  those primitives on SQL (in YourCasino's place): the file to copy into your stack
 testcasino.py   the same in memory: the model the tests hold YourCasino to
 schema.py, ddl/ the hp_transactions table
+settings.py   HP_SECRET, HP_ALLOWED_IPS, HP_API_URL and their production rules
 audit.py, commands.py  the audit check, expire-withdrawals
 client.py, launch.py   optional: the Gaming API client, `launch 100hp` and `games 100hp`
 """
@@ -16,10 +17,12 @@ DDL_DIR = Path(__file__).resolve().parent / "ddl"
 def register(app, casino=None) -> None:
     """Mount the endpoints on `app`; `casino` replaces the SQL YourCasino (e.g. a TestCasino)."""
     # imported here, not above: importing the rules runs this file and must not load Flask
-    from . import audit, commands
+    from ..settings import add_settings
+    from . import audit, commands, settings
     from .blueprint import bp, unexpected_error
     from .your_casino import YourCasino
 
+    add_settings(app.config, settings.SETTINGS)  # HP_SECRET, HP_ALLOWED_IPS, ...: checked here
     app.extensions["casino"] = casino or YourCasino(app.extensions["engine"])
     app.register_blueprint(bp)
     app.extensions["wallet.errors"]["/100hp/"] = unexpected_error

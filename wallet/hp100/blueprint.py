@@ -1,8 +1,8 @@
 """Flask blueprint for the 100HP Game Flow API (docs/100hp.md §3, §4), mounted at /100hp.
 
-Per request: parse the JSON body, validate the fields in the documented order with the documented
-texts (400 `Validation error`, `data` = the rule), check the shared secret (601, constant time), then
-hand the call to the app's Casino. Every answer is JSON; an error's HTTP status equals its errCode
+Per request: parse the body (one JSON object in UTF-8, each key once: `parsed_body`), validate the
+fields in the documented order with the documented texts (400 `Validation error`, `data` = the
+rule), check the shared secret (601, constant time), then hand the call to the app's Casino. Every answer is JSON; an error's HTTP status equals its errCode
 (§3.1, §3.5). This module never touches SQL.
 """
 import hmac
@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from ..core.db import DatabaseUnavailable
 from ..core.money import AmountError, parse_hp_amount
 from ..core.text import storable
-from ..guard import address_allowed, note_reference
+from ..guard import address_allowed, note_reference, shown
 from .casino import CasinoError
 
 bp = Blueprint("hp", __name__, url_prefix="/100hp")
@@ -26,7 +26,10 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 
 
 # ---- field rules (§4: each endpoint's list of validation texts) ---------------------------------
-def text(name, *, required=True, max_len=None):
+def text(name, *, required=True, max_len=None, key=False):
+    """A string field. `key`: a value rows are found by (sessionId), so no blank at either end:
+    MySQL's and MariaDB's PAD SPACE collations find "s1" for "s1 " and the other databases do not,
+    so such a value is refused on all of them alike (ours; our tokens never have blanks)."""
     def check(body):
         value = body.get(name)
         if value is None or value == "":
@@ -39,6 +42,8 @@ def text(name, *, required=True, max_len=None):
             raise CasinoError(400, f"{name} must be valid UTF-8 text without NUL")  # ours
         if max_len and len(value) > max_len:  # ours: the column's width, the same on every database
             raise CasinoError(400, f"{name} must be <= {max_len} characters")
+        if key and value != value.strip():
+            raise CasinoError(400, f"{name} must not start or end with a blank")  # ours
         return value
     check.field = name
     return check
@@ -77,8 +82,8 @@ def amount(*, allow_zero):
 
 
 SECRET = text("secret")
-SESSION_ID = text("sessionId", max_len=255)
-OPTIONAL_SESSION_ID = text("sessionId", required=False, max_len=255)
+SESSION_ID = text("sessionId", max_len=255, key=True)
+OPTIONAL_SESSION_ID = text("sessionId", required=False, max_len=255, key=True)
 USER_ID = text("userId", required=False, max_len=255)  # v2.9.1 addition; its rules NOT FOUND
 
 RULES = {
@@ -92,14 +97,42 @@ RULES = {
 }
 
 
-def validated(endpoint: str) -> dict:
-    """The request's fields after the endpoint's rules, then the secret check (§3.8 order)."""
+def parsed_body(raw: bytes) -> dict:
+    """The body as one JSON object in UTF-8 with each key once (ours). json.loads alone would also
+    take UTF-16 / UTF-32, a byte-order mark, a repeated key (the last one wins) and NaN: bodies a
+    filter in front of the wallet would read differently from us."""
     try:
-        body = json.loads(request.get_data(cache=False))
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or absurdly nested
+        text = raw.decode("utf-8")  # strict: UTF-16 and UTF-32 bodies are not UTF-8
+    except UnicodeDecodeError:
+        raise CasinoError(400, "body must be JSON in UTF-8") from None
+    if text.startswith("\ufeff"):
+        raise CasinoError(400, "body must be JSON in UTF-8 without a byte-order mark")
+    try:
+        body = json.loads(text, object_pairs_hook=_each_key_once, parse_constant=_no_constants)
+    except CasinoError:
+        raise
+    except (ValueError, RecursionError):  # not JSON, or absurdly nested
         raise CasinoError(400, "body must be a JSON object") from None
     if not isinstance(body, dict):
         raise CasinoError(400, "body must be a JSON object")
+    return body
+
+
+def _each_key_once(pairs: list) -> dict:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise CasinoError(400, f"body must name each key once, not {twice[:40]!r} twice")
+    return dict(pairs)
+
+
+def _no_constants(name: str):
+    raise CasinoError(400, f"body must be JSON without {name}")  # NaN, Infinity, -Infinity
+
+
+def validated(endpoint: str) -> dict:
+    """The request's fields after the endpoint's rules, then the secret check (§3.8 order)."""
+    body = parsed_body(request.get_data(cache=False))
     note_reference(body.get("txId"))
     fields = {rule.field: rule(body) for rule in RULES[endpoint]}
     expected = current_app.config["HP_SECRET"].encode()
@@ -115,7 +148,7 @@ def casino():
 @bp.before_request
 def allowed_address():
     config = current_app.config
-    if not address_allowed(config["HP_ALLOWED_NETWORKS"], config["PROXY_COUNT"]):
+    if not address_allowed(config["HP_ALLOWED_IPS"]):
         raise CasinoError(601)  # the provider's auth error; the log line says why
 
 
@@ -171,7 +204,7 @@ def unexpected_error(exc: Exception):
     if isinstance(exc, HTTPException):  # unknown path, wrong method
         return error_body(exc.code, exc.name)
     if isinstance(exc, DatabaseUnavailable):  # deadline passed, or a COMMIT of unknown outcome
-        log.error("100HP %s not answered: %s", request.path, exc)
+        log.error("100HP %s not answered: %s", shown(request.path), exc)
         return casino_error(CasinoError(702))  # 100HP retries or rolls back; our answer is 702
-    log.exception("100HP %s failed", request.path)
+    log.exception("100HP %s failed", shown(request.path))
     return casino_error(CasinoError(702))  # the transaction was rolled back
