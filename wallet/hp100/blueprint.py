@@ -1,9 +1,10 @@
-"""Flask blueprint for the 100HP Game Flow API (docs/100hp.md §3, §4), mounted at /100hp.
+"""Flask blueprint for the 100HP Game Flow API endpoints (docs/100hp.md §3, §4), mounted at /100hp.
 
 Per request: parse the body (one JSON object in UTF-8, each key once: `parsed_body`), validate the
 fields in the documented order with the documented texts (400 `Validation error`, `data` = the
-rule), check the shared secret (601, constant time), then hand the call to the app's Casino. Every answer is JSON; an error's HTTP status equals its errCode
-(§3.1, §3.5). This module never touches SQL.
+rule), check the shared secret (601, constant time), then hand the call to the app's Casino. Every
+answer is JSON; an error's HTTP status equals its errCode (§3.1, §3.5). This module never touches
+SQL.
 """
 import hmac
 import json
