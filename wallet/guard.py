@@ -15,6 +15,8 @@ import time
 from flask import request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .core import db
+
 log = logging.getLogger("wallet.calls")
 _SAFE = re.compile(r"[\w.:-]{1,64}\Z")
 PROVIDERS = {"/100hp/": "100hp", "/api/v2/": "hash"}  # path prefix -> provider
@@ -116,7 +118,20 @@ class ChunkedBodyLimit:
         return self.wsgi_app(environ, start_response)
 
 
+class CallBudget:
+    """WSGI middleware: each request runs in one budget of CALL_DEADLINE_MS (wallet/core/db.py
+    `call_budget`): every transaction it runs, the console's call-log write included, ends by it."""
+
+    def __init__(self, wsgi_app, seconds: float):
+        self.wsgi_app, self.seconds = wsgi_app, seconds
+
+    def __call__(self, environ, start_response):
+        with db.call_budget(self.seconds):
+            return self.wsgi_app(environ, start_response)  # Flask has answered when it returns
+
+
 def install(app) -> None:
+    app.wsgi_app = CallBudget(app.wsgi_app, app.config["CALL_DEADLINE_MS"] / 1000)
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])
     app.wsgi_app = CallLog(app.wsgi_app)
     proxies = app.config["PROXY_COUNT"]

@@ -149,6 +149,8 @@ def load_config(overrides=None) -> dict:
             config[name] = parse(raw)
         except ValueError as exc:
             problems.append(f"{name} {exc}")
+    if not problems:
+        problems = limits_problems(config)
     if not problems and config["WALLET_ENV"] == "production":
         problems = production_problems(config)
     if problems:
@@ -156,6 +158,14 @@ def load_config(overrides=None) -> dict:
     config["HP_ALLOWED_NETWORKS"] = config["HP_ALLOWED_IPS"]  # the names hp.py / hash.py read
     config["HASH_ALLOWED_NETWORKS"] = config["HASH_ALLOWED_IPS"]
     return config
+
+
+def limits_problems(config) -> list[str]:
+    """Bounds that cannot all be kept, in every WALLET_ENV: a lock wait is part of a call."""
+    if config["LOCK_TIMEOUT_MS"] > config["CALL_DEADLINE_MS"]:
+        return [f"LOCK_TIMEOUT_MS ({config['LOCK_TIMEOUT_MS']}) is larger than CALL_DEADLINE_MS "
+                f"({config['CALL_DEADLINE_MS']}): a lock wait must fit in the call's deadline"]
+    return []
 
 
 def production_problems(config) -> list[str]:
