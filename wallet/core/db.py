@@ -318,31 +318,58 @@ def _attempt(engine, work, write: bool, deadline: float):
 def _cut_off_at(conn, deadline: float):
     """Past `deadline` + CUT_OFF_GRACE, shut the connection's socket down under the driver: a
     statement (or COMMIT) still waiting, on a server that no timeout of its own ended or on a link
-    that stopped passing bytes, fails at once as a lost connection. A thread of the standard
-    library's waits for that moment; the call's thread is never interrupted. SQLite: no socket, and
-    nothing to wait for but its locks, which are bounded."""
+    that stopped passing bytes, fails at once as a lost connection. The call's thread is never
+    interrupted. SQLite: no socket, and nothing to wait for but its locks, which are bounded."""
     fileno = _socket_of(conn.connection.dbapi_connection)
     if fileno is None:
         yield
         return
-    still_running, lock = [True], threading.Lock()
-
-    def cut_off():
-        with lock:
-            if still_running[0]:
-                log.warning("deadline passed inside a statement: database connection cut off")
-                with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fileno)) as sock:
-                    sock.shutdown(socket.SHUT_RDWR)  # the socket's, for every descriptor of it
-
-    timer = threading.Timer(max(0.0, deadline + CUT_OFF_GRACE - time.monotonic()), cut_off)
-    timer.daemon = True
-    timer.start()
+    armed = _watchdog.arm(deadline + CUT_OFF_GRACE, fileno)
     try:
         yield
     finally:
-        with lock:
-            still_running[0] = False
-        timer.cancel()
+        _watchdog.disarm(armed)
+
+
+class _Watchdog:
+    """One thread per process that shuts down the sockets of transactions past their time: arming
+    and disarming it is a dict operation, where a timer thread per transaction would cost more
+    than a tenth of a withdrawal's CPU."""
+
+    def __init__(self):
+        self._lock = threading.Condition()
+        self._armed, self._pid, self._next = {}, None, math.inf  # key -> (when, fileno)
+
+    def arm(self, when: float, fileno: int) -> object:
+        key = object()
+        with self._lock:
+            if self._pid != os.getpid():  # the first use in this process (gunicorn forks workers)
+                self._armed, self._pid, self._next = {}, os.getpid(), math.inf
+                threading.Thread(target=self._watch, name="wallet-cut-off", daemon=True).start()
+            self._armed[key] = (when, fileno)
+            if when < self._next:  # the thread sleeps until a later moment: wake it
+                self._lock.notify()
+        return key
+
+    def disarm(self, key: object) -> None:
+        with self._lock:  # once this returns, the socket is never shut down for this transaction
+            self._armed.pop(key, None)
+
+    def _watch(self):
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                for key, (when, fileno) in list(self._armed.items()):
+                    if when <= now:
+                        del self._armed[key]
+                        log.warning("deadline passed inside a statement: database connection cut off")
+                        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fileno)) as sock:
+                            sock.shutdown(socket.SHUT_RDWR)  # the socket's, for every descriptor of it
+                self._next = min((when for when, _ in self._armed.values()), default=math.inf)
+                self._lock.wait(None if self._next == math.inf else self._next - now)
+
+
+_watchdog = _Watchdog()
 
 
 def _socket_of(dbapi_conn) -> int | None:
