@@ -29,6 +29,7 @@ from conftest import (HASH_SECRET, HP_SECRET, MERCHANT_ID, TEST_CONFIG, audit, g
                       post_json, prepare_database, tx)
 
 from app import create_app
+from test_edges_e2e import lock_the_wallet, release
 from wallet.hash.envelope import encrypt
 from wallet.settings import SettingsError
 
@@ -227,3 +228,32 @@ def test_a_lock_timeout_longer_than_the_deadline_is_refused_at_start(env):
     assert "LOCK_TIMEOUT_MS" in str(refused.value) and "CALL_DEADLINE_MS" in str(refused.value)
     create_app({**TEST_CONFIG, "DATABASE_URL": "sqlite://", "LOCK_TIMEOUT_MS": "1000",
                 "CALL_DEADLINE_MS": "1000"}).extensions["engine"].dispose()  # equal fits
+
+
+# ---- nothing of a call's bounds stays on the pooled connection -------------------------------------
+def test_a_shortened_lock_wait_does_not_stay_on_the_pooled_connection(database_url):
+    """A withdrawal waits for a row held from outside, times out, and its retry waits only for
+    what is left of the deadline. Afterwards the pooled connection has the lock timeout it was
+    given at connect, for the next call and for reads outside a transaction (the audit)."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite sets busy_timeout before every BEGIN")
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url,
+                      "LOCK_TIMEOUT_MS": "2000", "CALL_DEADLINE_MS": "2500"})
+    engine = app.extensions["engine"]
+    engine.pool = engine.pool.recreate()  # one pooled connection, used by both calls below
+    user_id, session = new_player(app, "100")
+    holder = lock_the_wallet(database_url, user_id)
+    try:
+        answer = app.test_client().post("/100hp/withdrawal", json={
+            "secret": HP_SECRET, "sessionId": session, "txId": tx(), "amount": "1"})
+        assert answer.status_code == 702
+    finally:
+        release(holder)
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "2s"
+        else:
+            assert tuple(conn.exec_driver_sql(
+                "SELECT @@session.innodb_lock_wait_timeout, @@session.lock_wait_timeout, "
+                "@@session.max_statement_time").one()) == (2, 86400, 0)
+    engine.dispose()
