@@ -151,8 +151,8 @@ def load_config(overrides=None) -> dict:
             problems.append(f"{name} {exc}")
     if not problems:
         problems = limits_problems(config)
-    if not problems and config["WALLET_ENV"] == "production":
-        problems = production_problems(config)
+        if config["WALLET_ENV"] == "production":
+            problems += production_problems(config)
     if problems:
         raise SettingsError("refusing to start; fix these settings:\n  " + "\n  ".join(problems))
     config["HP_ALLOWED_NETWORKS"] = config["HP_ALLOWED_IPS"]  # the names hp.py / hash.py read
