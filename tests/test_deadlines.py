@@ -197,7 +197,7 @@ def test_a_database_that_stops_answering_mid_call_answers_702_by_the_deadline(ki
     metrics_dir.mkdir()
     try:
         _, session = new_player(app, "100")
-        with gunicorn(through_proxy, workers=1, allow_errors=True,
+        with gunicorn(through_proxy, workers=1,
                       extra_env={**LIMITS, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}) as base:
             assert hp(base, "withdrawal", sessionId=session, txId=tx(), amount="10")[0] == 200
             proxy.freeze()  # the worker's pooled connection now leads nowhere
