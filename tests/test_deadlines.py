@@ -13,8 +13,10 @@ Real gunicorn, real databases, a short CALL_DEADLINE_MS (1 s) so that the module
 """
 import json
 import os
+import shutil
 import socket
 import sqlite3
+import subprocess
 import threading
 import time
 import urllib.request
@@ -67,13 +69,19 @@ def timed(call):
 # ---- a lock held from outside the wallet -----------------------------------------------------------
 class OutsideLock:
     """A lock on `table` held by a connection of its own, as a person or a migration would take it:
-    SQLite `BEGIN IMMEDIATE` (the whole database: what the sqlite3 shell does; it does not use the
-    wallet's writers' queue), PostgreSQL `LOCK TABLE ... IN ACCESS EXCLUSIVE MODE` (ALTER TABLE's),
+    SQLite `BEGIN IMMEDIATE` in the sqlite3 shell (the whole database; the shell knows nothing of
+    the wallet's writers' queue), PostgreSQL `LOCK TABLE ... IN ACCESS EXCLUSIVE MODE` (ALTER TABLE's),
     MariaDB `LOCK TABLES ... WRITE` (a metadata lock, like ALTER TABLE's). `release()` ends it."""
 
     def __init__(self, database_url, table):
         url = sa.engine.make_url(database_url)
-        if url.get_backend_name() == "sqlite":
+        self.shell = None
+        if url.get_backend_name() == "sqlite" and shutil.which("sqlite3"):
+            self.shell = subprocess.Popen(["sqlite3", url.database], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, text=True, bufsize=1)
+            self.shell.stdin.write("BEGIN IMMEDIATE;\nSELECT 'held';\n")
+            assert self.shell.stdout.readline().strip() == "held"
+        elif url.get_backend_name() == "sqlite":  # no sqlite3 shell installed: the same, in Python
             self.conn = sqlite3.connect(url.database, isolation_level=None)
             self.conn.execute("BEGIN IMMEDIATE")
             self.release_sql = "ROLLBACK"
@@ -87,6 +95,9 @@ class OutsideLock:
             self.release_sql = "UNLOCK TABLES"
 
     def release(self):
+        if self.shell:
+            self.shell.communicate("ROLLBACK;\n.quit\n", timeout=10)
+            return
         if self.release_sql:
             self.conn.cursor().execute(self.release_sql)
         self.conn.rollback()
