@@ -20,6 +20,8 @@ import time
 
 from flask import request
 
+from .core import db
+
 log = logging.getLogger("wallet.calls")
 _SAFE = re.compile(r"[\w.:-]{1,64}\Z")
 PROVIDERS = {"/100hp/": "100hp", "/api/v2/": "hash"}  # path prefix -> provider
@@ -213,11 +215,24 @@ class ChunkedBodyLimit:
         return self.wsgi_app(environ, start_response)
 
 
+class CallBudget:
+    """WSGI middleware: each request runs in one budget of CALL_DEADLINE_MS (wallet/core/db.py
+    `call_budget`): every transaction it runs, the console's call-log write included, ends by it."""
+
+    def __init__(self, wsgi_app, seconds: float):
+        self.wsgi_app, self.seconds = wsgi_app, seconds
+
+    def __call__(self, environ, start_response):
+        with db.call_budget(self.seconds):
+            return self.wsgi_app(environ, start_response)  # Flask has answered when it returns
+
+
 def install(app) -> None:
     """Before the providers are registered: their routes then match exactly as written
     (`/100hp//withdrawal` is a 404 in 100HP's format, not Werkzeug's HTML redirect)."""
     app.url_map.merge_slashes = False
     app.before_request(classify)
+    app.wsgi_app = CallBudget(app.wsgi_app, app.config["CALL_DEADLINE_MS"] / 1000)
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])
     app.wsgi_app = CallLog(app.wsgi_app)
     app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["TRUSTED_PROXIES"])

@@ -190,8 +190,10 @@ def load_config(overrides=None) -> dict:
     config["WALLET_ENV_GIVEN"] = given("WALLET_ENV", overrides)
     if not config["WALLET_ENV_GIVEN"] and given("DATABASE_URL", overrides):
         problems.append(undeclared("DATABASE_URL"))
-    if not problems and config["WALLET_ENV"] == "production":
-        problems = CORE.production_problems(config)
+    if not problems:
+        problems = limits_problems(config)
+        if config["WALLET_ENV"] == "production":
+            problems += CORE.production_problems(config)
     _refuse(problems)
     config["WALLET_SECRETS"] = {}  # name -> value of each part's secrets, as they are added
     return config
@@ -262,7 +264,16 @@ def allow_list_problems(name: str, networks: list, who: str) -> list:
     return problems
 
 
+def limits_problems(config) -> list[str]:
+    """Bounds that cannot all be kept, in every WALLET_ENV: a lock wait is part of a call."""
+    if config["LOCK_TIMEOUT_MS"] > config["CALL_DEADLINE_MS"]:
+        return [f"LOCK_TIMEOUT_MS ({config['LOCK_TIMEOUT_MS']}) is larger than CALL_DEADLINE_MS "
+                f"({config['CALL_DEADLINE_MS']}): a lock wait must fit in the call's deadline"]
+    return []
+
+
 def core_production_problems(config) -> list:
+    """The core's production rules, beyond each setting's own parser."""
     problems = []
     if config["DATABASE_URL"].startswith("sqlite") and not config["WALLET_ALLOW_SQLITE"]:
         problems.append("DATABASE_URL is SQLite: set DATABASE_URL to PostgreSQL or MySQL "

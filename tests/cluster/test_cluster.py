@@ -608,12 +608,6 @@ def test_galera_two_servers_on_two_nodes_hammering_one_player(galera, tmp_path, 
 
 
 # ---- PgBouncer in transaction pooling mode ---------------------------------------------------------
-SESSION_LOCK_TIMEOUT = (
-    "the lock timeout is a session SET at connect: behind PgBouncer's transaction pooling it stays on "
-    "one server connection and the wallet's later transactions run on others, with none. The fix is "
-    "the server's: ALTER ROLE / DATABASE ... SET lock_timeout (docs/scaling.md), as the other case does")
-
-
 @pytest.fixture(scope="module")
 def postgres_behind_pgbouncer():
     need("postgres")
@@ -661,15 +655,13 @@ def test_behind_pgbouncer_calls_run_on_any_server_connection(bouncer):
 
 
 @pytest.mark.parametrize("bouncer", [{"pool_size": 2}], indirect=True, ids=["pool_size=2"])
-@pytest.mark.parametrize("lock_timeout_on_the_server", [
-    pytest.param(False, marks=pytest.mark.xfail(strict=True, reason=SESSION_LOCK_TIMEOUT)),
-    True])
+@pytest.mark.parametrize("lock_timeout_on_the_server", [False, True])
 def test_behind_pgbouncer_a_lock_wait_ends_by_the_deadline(bouncer, lock_timeout_on_the_server):
     """A withdrawal that waits for a lock held longer than its deadline answers 702. Through
     PgBouncer the wallet's connect-time SET lock_timeout went to one server connection; another
-    client holds that one, so the withdrawal runs on another. With the lock timeout also set on
-    the server (ALTER DATABASE / ALTER ROLE ... SET lock_timeout, docs/scaling.md) every server
-    connection has it."""
+    client holds that one, so the withdrawal runs on another: the SET LOCAL lock_timeout of each
+    transaction (wallet/core/db.py) bounds it there, with or without the lock timeout also set on
+    the server (ALTER DATABASE / ALTER ROLE ... SET lock_timeout)."""
     bouncer, database = bouncer
     direct = postgres_direct_url(bouncer, database)
     if lock_timeout_on_the_server:

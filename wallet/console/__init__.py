@@ -57,17 +57,22 @@ def install(app) -> None:
     @app.after_request
     def record_call(response):
         """One call_log row per provider call that reached the wallet, after the call's own
-        transaction."""
+        transaction, in the same budget (CALL_DEADLINE_MS): a call never waits longer for its row."""
         provider = provider_of(request.path)
         result = request.environ.get(RESULT, response.status_code)
         if provider and reached_the_wallet(provider, result):
+            if db.time_left(_engine()) <= 0:  # the call's budget is spent: no write, no wait
+                current_app.logger.warning("console: call not recorded, its deadline passed")
+                return response
             started = request.environ.get(STARTED, time.perf_counter())
             row = {"at": utcnow(), "provider": provider,
                    "operation": request.path.split("/", 2 if provider == "100hp" else 3)[-1][:32],
                    "ref": request.environ.get(REFERENCE), "result": result,
                    "duration_ms": int((time.perf_counter() - started) * 1000)}
-            try:
+            try:  # within what is left of the call's budget (wallet/guard.py CallBudget)
                 db.transaction(_engine(), lambda conn: conn.execute(insert(call_log), row))
+            except db.DatabaseUnavailable as exc:
+                current_app.logger.warning("console: call not recorded: %s", exc)
             except Exception:  # the console must never break a provider call
                 current_app.logger.warning("console: could not record a call", exc_info=True)
         return response

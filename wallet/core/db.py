@@ -6,16 +6,30 @@ committed one. SQLite has no row locks: a writing transaction starts with `BEGIN
 takes the database write lock up front, and writers queue for it on a file lock beside the
 database (`_writers_queue`); reads start a plain `BEGIN` and never wait for a writer (WAL).
 
-Bounded waits: each lock wait is bounded by LOCK_TIMEOUT_MS and a whole call, retries included, by
-CALL_DEADLINE_MS. What is retried, and what a failed COMMIT means, is decided in one place:
-`_retry_reason` and `transaction`.
+Bounded waits: a provider call has one budget, CALL_DEADLINE_MS (`call_budget`, opened per HTTP
+request by wallet/guard.py): every transaction the call runs, retries included, ends by it, and so
+does every wait inside them, each lock wait also by LOCK_TIMEOUT_MS (`_attempt`):
+- SQLite: the writers' queue and SQLite's own busy wait (busy_timeout, set before each BEGIN);
+- PostgreSQL: `SET LOCAL lock_timeout` in each transaction (so it also holds behind PgBouncer);
+- MariaDB: each statement runs as `SET STATEMENT max_statement_time=<time left>, ... FOR <statement>`
+  (`_bound_each_statement`): it bounds row locks, metadata locks (LOCK TABLES, ALTER TABLE) and
+  everything else the server does, and nothing of it stays on the pooled connection;
+- the network: a link that stops passing bytes. No timeout of the server's can end that, so past
+  the deadline (plus CUT_OFF_GRACE) the connection's socket is shut down under the driver
+  (`_cut_off_at`): the statement fails as a lost connection. Connects are bounded too
+  (`_bounded_connects`: connect_timeout, TCP keepalives and TCP_USER_TIMEOUT, read/write timeouts).
+Past the deadline the call gets DeadlinePassed (nothing written; logged and counted in /metrics).
+What is retried, and what a failed COMMIT means, is decided in one place: `_retry_reason` and
+`transaction`.
 """
 import contextlib
+import contextvars
 import fcntl
 import logging
 import math
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -71,21 +85,30 @@ def make_engine(url: str, limits: Limits = Limits()):
         engine = create_engine(url, hide_parameters=True, isolation_level="READ COMMITTED",
                                pool_reset_on_return=None)
         _rollback_only_open_transactions(engine)
+        # the bound of a lock wait outside `transaction` (the audit, the console); inside, each
+        # statement carries its own (`_bound_each_statement`)
         _on_connect(engine, "SET SESSION innodb_lock_wait_timeout = "
                             f"{_whole_seconds(limits.lock_timeout)}")
+        _bound_each_statement(engine, limits)
     else:
         # psycopg prepares a statement on the server after its 5th run: behind PgBouncer's
         # transaction pooling the next run may land on another server connection, where it does
         # not exist. Unprepared, every statement runs anywhere (docs/scaling.md, PgBouncer).
         driver = {"connect_args": {"prepare_threshold": None}} if parsed.get_driver_name() == "psycopg" else {}
         engine = create_engine(url, hide_parameters=True, isolation_level="READ COMMITTED", **driver)
-        _on_connect(engine, f"SET lock_timeout = {int(limits.lock_timeout * 1000)}")
+        # the bound of a lock wait outside `transaction`; inside, each sets its own (SET LOCAL)
+        _on_connect(engine, f"SET lock_timeout = {_ms(limits.lock_timeout)}")
+    _bounded_connects(engine, limits)
     engine.wallet_limits = limits
     return engine
 
 
 def _whole_seconds(seconds: float) -> int:
     return max(1, math.ceil(seconds))  # MySQL counts innodb_lock_wait_timeout in whole seconds
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))  # at least 1: a timeout of 0 means "wait for ever"
 
 
 def _on_connect(engine, sql: str) -> None:
@@ -97,6 +120,48 @@ def _on_connect(engine, sql: str) -> None:
         dbapi_conn.commit()
 
 
+def _bounded_connects(engine, limits: Limits) -> None:
+    """A new connection, and a link that dies under an open one, are bounded by the deadline too.
+    Each is a default that a parameter in DATABASE_URL overrides.
+
+    psycopg (libpq parameters): connect_timeout (2 s, the least libpq accepts); TCP keepalives, so
+    that a pooled connection whose peer vanished is found dead while idle; and tcp_user_timeout,
+    so that data the peer never acknowledges fails the connection by the deadline.
+    PyMySQL: connect_timeout, and read_timeout / write_timeout, which bound each wait for the
+    server (the handshake of a new connection included) by the deadline.
+    """
+    @event.listens_for(engine, "do_connect")
+    def _bounds(dialect, _record, _cargs, cparams):
+        if dialect.driver == "psycopg":
+            for name, value in (("connect_timeout", 2), ("keepalives", 1),
+                                ("keepalives_idle", _whole_seconds(limits.deadline)),
+                                ("keepalives_interval", 1), ("keepalives_count", 3),
+                                ("tcp_user_timeout", _ms(limits.deadline))):
+                cparams.setdefault(name, value)
+        elif dialect.driver == "pymysql":
+            cparams.setdefault("connect_timeout", max(0.1, _time_left(limits)))
+            cparams.setdefault("read_timeout", limits.deadline + CUT_OFF_GRACE)
+            cparams.setdefault("write_timeout", limits.deadline + CUT_OFF_GRACE)
+
+
+def _bound_each_statement(engine, limits: Limits) -> None:
+    """MariaDB: a statement run by `transaction` carries its bounds, from the time left of the call:
+    `SET STATEMENT max_statement_time=..., innodb_lock_wait_timeout=..., lock_wait_timeout=... FOR`.
+    max_statement_time ends any wait on the server, a metadata lock too (LOCK TABLES, a migration's
+    ALTER TABLE), which innodb_lock_wait_timeout does not bound; lock_wait_timeout is the metadata
+    locks' own. Values set this way last for the one statement: nothing stays on the pooled
+    connection for later calls. (MySQL has no SET STATEMENT: there the socket cut-off bounds it.)"""
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _prefix(conn, _cursor, statement, parameters, _context, _executemany):
+        deadline = conn.get_execution_options().get("deadline")
+        if deadline is None or not conn.dialect.is_mariadb:
+            return statement, parameters
+        left = max(0.001, deadline - time.monotonic())  # 0 would mean no limit
+        lock = _whole_seconds(min(limits.lock_timeout, left))
+        return (f"SET STATEMENT max_statement_time={left:.3f}, innodb_lock_wait_timeout={lock}, "
+                f"lock_wait_timeout={lock} FOR {statement}", parameters)
+
+
 def _set_up_sqlite(engine, limits: Limits) -> None:
     database = engine.url.database
     engine.writer_queue = f"{database}.lock" if database and database != ":memory:" else None
@@ -104,7 +169,7 @@ def _set_up_sqlite(engine, limits: Limits) -> None:
     @event.listens_for(engine, "connect")
     def _sqlite_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
-        for pragma in (f"busy_timeout={int(limits.lock_timeout * 1000)}",
+        for pragma in (f"busy_timeout={_ms(limits.lock_timeout)}",
                        "journal_mode=WAL",       # readers never wait for the writer
                        "synchronous=FULL",       # a committed bet survives a power cut
                        "foreign_keys=ON"):
@@ -112,6 +177,11 @@ def _set_up_sqlite(engine, limits: Limits) -> None:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn):
+        # SQLite's own wait for a lock held by someone outside the writers' queue (an operator's
+        # sqlite3 shell, a backup) ends by the lock timeout and by the call's deadline
+        deadline = conn.get_execution_options().get("deadline")
+        wait = limits.lock_timeout if deadline is None else _lock_wait(limits, deadline)
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {_ms(wait)}")
         # A writer takes the write lock up front, so two writers never both read, then deadlock.
         # Any other transaction (health check, console, audit) is a read and takes no lock.
         write = conn.get_execution_options().get("write", False)
@@ -156,6 +226,38 @@ def _without_comments(sql: str) -> str:
 
 
 MAX_ATTEMPTS = 4
+CUT_OFF_GRACE = 0.25  # s past the deadline before a connection is cut off: the server's own
+# timeouts, which leave the connection usable, have their turn first
+_call_deadline = contextvars.ContextVar("wallet_call_deadline", default=None)
+
+
+@contextlib.contextmanager
+def call_budget(seconds: float):
+    """One deadline, `seconds` from now, for everything run inside: every transaction, its retries
+    and its waits. A provider call runs in one (wallet/guard.py opens it per request), so its
+    call-log write shares the budget of its money transaction. Nested, the earlier deadline holds.
+    Outside any, each transaction has a budget of its own (CALL_DEADLINE_MS: commands, scripts)."""
+    deadline = time.monotonic() + seconds
+    outer = _call_deadline.get()
+    token = _call_deadline.set(deadline if outer is None else min(outer, deadline))
+    try:
+        yield
+    finally:
+        _call_deadline.reset(token)
+
+
+def _time_left(limits: Limits) -> float:
+    deadline = _call_deadline.get()
+    return limits.deadline if deadline is None else deadline - time.monotonic()
+
+
+def time_left(engine) -> float:
+    """Seconds left of the current call's budget (a whole budget outside a call)."""
+    return _time_left(engine.wallet_limits)
+
+
+def _lock_wait(limits: Limits, deadline: float) -> float:
+    return max(0.0, min(limits.lock_timeout, deadline - time.monotonic()))
 
 
 def transaction(engine, work, *, write=True):
@@ -163,59 +265,118 @@ def transaction(engine, work, *, write=True):
 
     Retried (up to MAX_ATTEMPTS runs, while the call's deadline allows) when `work` fails on a
     deadlock, a serialization failure, a lost unique-key race (the next run sees the winner's row
-    and answers as the duplicate it is), a lock timeout, or a connection found dead (the
-    transaction died with it).
+    and answers as the duplicate it is), a lock or statement timeout, or a connection found dead
+    (the transaction died with it).
     A COMMIT that fails is retried only when the database says it rolled back (a deadlock,
     serialization or Galera certification failure); any other COMMIT failure may have committed,
     and raises CommitOutcomeUnknown. Past the deadline: DeadlinePassed, nothing written.
     """
     limits = engine.wallet_limits
-    deadline = time.monotonic() + limits.deadline
-    lock_wait = limits.lock_timeout
+    deadline = _call_deadline.get() or time.monotonic() + limits.deadline
+    if time.monotonic() >= deadline:  # the call's earlier transactions spent its budget
+        log.warning("deadline passed before the transaction began", extra={"deadline_passed": True})
+        raise DeadlinePassed(f"no time left of the call's {limits.deadline:g} s")
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            return _attempt(engine, work, write, lock_wait)
+            return _attempt(engine, work, write, deadline)
         except (DBAPIError, LockWaitTimeout) as exc:
             reason = _retry_reason(exc)
-            if reason is None or attempt == MAX_ATTEMPTS:  # a race lost 4 times running is no race
+            if reason is None:
                 raise
-            left = deadline - time.monotonic()
-            if left <= 0:
-                log.warning("deadline passed after %d run(s)", attempt, extra={"deadline_passed": True})
+            if time.monotonic() >= deadline:
+                log.warning("deadline passed after %d run(s): %s", attempt, reason,
+                            extra={"deadline_passed": True})
                 raise DeadlinePassed(f"no answer within {limits.deadline:g} s: {exc}") from exc
+            if attempt == MAX_ATTEMPTS:  # a race lost 4 times running is no race
+                raise
             log.info("run %d failed, retrying: %s", attempt, reason, extra={"retry_reason": reason})
-            lock_wait = min(limits.lock_timeout, left)  # a retry's lock waits end by the deadline
 
 
-def _attempt(engine, work, write: bool, lock_wait: float):
-    with _writers_queue(engine, write, lock_wait), engine.connect() as conn:
-        if write:
-            conn.execution_options(write=True)  # SQLite: BEGIN IMMEDIATE
-        conn.begin()
-        try:
-            if lock_wait < engine.wallet_limits.lock_timeout:
-                _shorten_lock_waits(conn, lock_wait)
-            result = work(conn)
-        except BaseException:
-            conn.rollback()
-            raise
-        try:
-            conn.commit()
-        except DBAPIError as exc:
-            if _retry_reason(exc) not in (None, "connection lost"):
-                raise  # the database answered, with a rollback (deadlock, certification): run again
-            raise CommitOutcomeUnknown(f"COMMIT failed, outcome unknown: {exc}") from exc
-        return result
+def _attempt(engine, work, write: bool, deadline: float):
+    limits = engine.wallet_limits
+    with _writers_queue(engine, write, _lock_wait(limits, deadline)), engine.connect() as conn:
+        conn.execution_options(write=write, deadline=deadline)  # read by the begin / statement hooks
+        with _cut_off_at(conn, deadline):
+            conn.begin()
+            try:
+                if conn.dialect.name == "postgresql":  # SET LOCAL: this transaction's, gone at its end
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {_ms(_lock_wait(limits, deadline))}")
+                result = work(conn)
+            except BaseException:
+                conn.rollback()
+                raise
+            try:
+                conn.commit()
+            except DBAPIError as exc:
+                if _retry_reason(exc) not in (None, "connection lost"):
+                    raise  # the database answered, with a rollback (deadlock, certification): run again
+                raise CommitOutcomeUnknown(f"COMMIT failed, outcome unknown: {exc}") from exc
+            return result
 
 
-def _shorten_lock_waits(conn, seconds: float) -> None:
-    """A retry may wait only for the time left before the deadline (SQLite: the writers' queue)."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(seconds * 1000))}")
-    elif conn.dialect.name in ("mysql", "mariadb"):
-        # Session-wide on MySQL; the next call's connect value comes back with the pool's next
-        # connection, so a retried connection is left waiting less, never more.
-        conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {_whole_seconds(seconds)}")
+@contextlib.contextmanager
+def _cut_off_at(conn, deadline: float):
+    """Past `deadline` + CUT_OFF_GRACE, shut the connection's socket down under the driver: a
+    statement (or COMMIT) still waiting, on a server that no timeout of its own ended or on a link
+    that stopped passing bytes, fails at once as a lost connection. The call's thread is never
+    interrupted. SQLite: no socket, and nothing to wait for but its locks, which are bounded."""
+    fileno = _socket_of(conn.connection.dbapi_connection)
+    if fileno is None:
+        yield
+        return
+    armed = _watchdog.arm(deadline + CUT_OFF_GRACE, fileno)
+    try:
+        yield
+    finally:
+        _watchdog.disarm(armed)
+
+
+class _Watchdog:
+    """One thread per process that shuts down the sockets of transactions past their time: arming
+    and disarming it is a dict operation, where a timer thread per transaction would cost more
+    than a tenth of a withdrawal's CPU."""
+
+    def __init__(self):
+        self._lock = threading.Condition()
+        self._armed, self._pid, self._next = {}, None, math.inf  # key -> (when, fileno)
+
+    def arm(self, when: float, fileno: int) -> object:
+        key = object()
+        with self._lock:
+            if self._pid != os.getpid():  # the first use in this process (gunicorn forks workers)
+                self._armed, self._pid, self._next = {}, os.getpid(), math.inf
+                threading.Thread(target=self._watch, name="wallet-cut-off", daemon=True).start()
+            self._armed[key] = (when, fileno)
+            if when < self._next:  # the thread sleeps until a later moment: wake it
+                self._lock.notify()
+        return key
+
+    def disarm(self, key: object) -> None:
+        with self._lock:  # once this returns, the socket is never shut down for this transaction
+            self._armed.pop(key, None)
+
+    def _watch(self):
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                for key, (when, fileno) in list(self._armed.items()):
+                    if when <= now:
+                        del self._armed[key]
+                        log.warning("deadline passed inside a statement: database connection cut off")
+                        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fileno)) as sock:
+                            sock.shutdown(socket.SHUT_RDWR)  # the socket's, for every descriptor of it
+                self._next = min((when for when, _ in self._armed.values()), default=math.inf)
+                self._lock.wait(None if self._next == math.inf else self._next - now)
+
+
+_watchdog = _Watchdog()
+
+
+def _socket_of(dbapi_conn) -> int | None:
+    if hasattr(dbapi_conn, "pgconn"):  # psycopg
+        return dbapi_conn.pgconn.socket
+    sock = getattr(dbapi_conn, "_sock", None)  # PyMySQL keeps it there (it has no fileno())
+    return sock.fileno() if sock is not None else None
 
 
 @contextlib.contextmanager
@@ -243,6 +404,8 @@ def _take(lock: int, wait: float) -> None:
         return
     except BlockingIOError:
         pass
+    if wait <= 0:  # (a zero timer would be no timer: the flock below would wait for ever)
+        _give_up()
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGALRM, _give_up)
         signal.setitimer(signal.ITIMER_REAL, wait)
@@ -274,8 +437,10 @@ _RETRYABLE = {
     "40P01": "deadlock",
     "23505": "unique race",            # a lost race on a txId / order_no
     "55P03": "lock timeout",           # lock_timeout
+    "57014": "statement timeout",      # statement_timeout (if an operator sets one)
     1213: "deadlock",                  # MySQL / MariaDB; Galera's certification conflict too
-    1205: "lock timeout",
+    1205: "lock timeout",              # innodb_lock_wait_timeout, lock_wait_timeout
+    1969: "statement timeout",         # MariaDB max_statement_time
     1062: "unique race",
 }
 _RETRYABLE_SQLITE = {"UNIQUE constraint failed": "unique race", "database is locked": "lock timeout"}
