@@ -26,7 +26,9 @@ from wallet.hash.memory_wallet import MemoryHashWallet
 from wallet.hash import schema as hash_schema
 from wallet.core import schema
 
-BET_INFO = '[{"key":"Big","name":"Big","odds":200,"amount":10}]'
+# A bet of 10 at 3.00×: it could win 30, and a settle may pay that plus one stake of bonus
+# (docs/hash.md §11.4), room for the prizes these tests (and test_hash_reconcile's) settle with.
+BET_INFO = '[{"key":"Big","name":"Big","odds":300,"amount":10}]'
 
 
 class Hash:

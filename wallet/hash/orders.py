@@ -361,7 +361,7 @@ class HashWallet(ABC):
             log.error("Hash %s refused: request_id %r was applied before with another body: a "
                       "rewritten copy of Hash's request? (docs/hash.md §11.2)", request.endpoint,
                       request.value, extra={"alarm": "hash_request_id_reused"})
-            raise HashError(1005, "applied before with another body")
+            raise HashError(1005)  # the ERROR line says why; the answer stays the plain 1005
         if not request.oldest_accepted <= request.timestamp <= request.received_at + request.window:
             raise HashError(1004)
         if applied is not None:  # seen before RETENTION, not purged yet: a new request now
