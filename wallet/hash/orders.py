@@ -66,7 +66,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from ..core.clock import utcnow
-from ..core.money import BALANCE_LIMIT, format_hash
+from ..core.money import BALANCE_LIMIT, AmountError, format_hash, parse_hash_amount
 
 log = logging.getLogger(__name__)
 
@@ -456,10 +456,13 @@ def _sub_bets(bet_info: str) -> list[tuple[Decimal, int]] | None:
     sub_bets = []
     for item in items if isinstance(items, list) else ():
         amount, odds = (item.get("amount"), item.get("odds")) if isinstance(item, dict) else (0, 0)
-        if (isinstance(amount, bool) or not isinstance(amount, (int, Decimal)) or not amount > 0
-                or type(odds) is not int or odds < 100):
+        try:
+            amount = parse_hash_amount(amount)  # float64 artefacts too: 0.1 + 0.2 is 0.3 here as well
+        except AmountError:
             return None
-        sub_bets.append((Decimal(amount), odds))
+        if not amount > 0 or type(odds) is not int or odds < 100:
+            return None
+        sub_bets.append((amount, odds))
     return sub_bets or None
 
 
