@@ -6,7 +6,7 @@ success is failed at Hash and voided with a cancel, status 4); then, for a bet t
 maybe a pending-settlement update (3) and the final update: a win whose prize is computed in
 float64 from the sub-bets' amount × odds (so `2.2424999999999997` goes out as Go or JavaScript
 would write it), a loss, a cancel or a failure. Every update is re-sent once a minute, at most 10
-times, until it is answered 0 (§6.3), in the order's retry style:
+times, until it is answered 0 (docs/hash.md §6.3), in the order's retry style:
 
 - `identical`: the very bytes of the first send (same `x`, request_id and timestamp);
 - `reencrypted`: the same plaintext under a fresh IV;
@@ -34,15 +34,15 @@ import httpclient
 from wallet.hash.blueprint import dumps
 from wallet.hash.envelope import encrypt
 
-MAX_TRIES = 10  # §6.3: once a minute, at most 10 times
+MAX_TRIES = 10  # docs/hash.md §6.3: once a minute, at most 10 times
 STAKES = [1.15, 0.1 + 0.2, 0.7 * 3, 2.5, 10.0, 33.33, 1.1 + 2.2, 0.45]  # float64, as Hash holds them
-ODDS = [195, 200, 210, 980]  # × 100 (§6.5)
+ODDS = [195, 200, 210, 980]  # × 100 (docs/hash.md §6.5)
 STYLES = ("identical", "reencrypted", "fresh")
 
 
 @dataclass
 class SimOrder:
-    """Hash's record of one order (§5.5), float64 amounts as Hash holds them."""
+    """Hash's record of one order (docs/hash.md §5.5), float64 amounts as Hash holds them."""
     order_no: str
     user_id: int
     token: str
@@ -177,7 +177,7 @@ class HashSim:
         if acked:
             delivery.done = delivery.acked = True
         elif delivery.tries_left <= 0:
-            delivery.done = True  # Hash gives up: hash-reconcile's job now (§8.4)
+            delivery.done = True  # Hash gives up: hash-reconcile's job now (docs/hash.md §8.4)
         else:
             delivery.due = self.minute + 1
 
