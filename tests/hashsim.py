@@ -155,7 +155,9 @@ class HashSim:
         """A pending-settlement update still being retried once the final one is acknowledged."""
         if delivery.plain.get("status") != 3:
             return False
-        if any(d.acked for d in self.deliveries if d.order is delivery.order and d.plain.get("status") not in (None, 3)):
+        final = [d for d in self.deliveries if d.order is delivery.order
+                 and d.path == "order/update" and d.plain["status"] != 3]
+        if any(d.acked for d in final):
             delivery.done = True
             return True
         return False

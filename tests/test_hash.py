@@ -8,7 +8,7 @@ import json
 import logging
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,7 +19,6 @@ from conftest import (DATABASES, HASH_SECRET, MERCHANT_ID, TEST_CONFIG, ledger_r
 
 from app import create_app
 from wallet.core import accounts
-from wallet.hash import orders as hash_orders
 from wallet.hash.blueprint import dumps
 from wallet.hash.envelope import decrypt, encrypt
 from wallet.hash.memory_wallet import MemoryHashWallet

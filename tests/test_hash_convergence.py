@@ -9,7 +9,6 @@ At the end every order is final on both sides: what Hash's 10 tries did not clos
 `hash-reconcile` does from Hash's records (tests/fakehash.py, float64 numbers as Hash writes
 them); `hash-reconcile --settled` then finds the books equal (exit 0), the audit passes, and each
 player's balance is what Hash's records say it must be."""
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
