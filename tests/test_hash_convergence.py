@@ -78,7 +78,9 @@ def test_every_order_ends_final_on_both_sides_and_the_books_agree(database_url):
     assert any(len(repr(o.amount).split(".")[1]) > 6 for o in sim.orders.values())
     assert all(o.status in FINAL for o in sim.orders.values())  # Hash's side is final
     refused = {code for d, code in answers if code not in (None, 0)}
-    assert refused <= {3001, 3003}, f"answers no retry explains: {refused}"  # late adds; superseded 3s
+    # 3001: a late add after its cancel; 3003: a pending-settlement update overtaken by the final
+    # one; 5000: a call past its deadline on a busy machine (Hash retries it). Never 1001, 1004, 1005.
+    assert refused <= {3001, 3003, 5000}, f"answers no retry explains: {refused}"
 
     # what Hash's 10 tries did not close, hash-reconcile does, from Hash's records
     for order in sim.orders.values():
