@@ -90,6 +90,8 @@ def test_every_order_ends_final_on_both_sides_and_the_books_agree(database_url):
     gave_up = {d.order.order_no for d in sim.gave_up()}
     reconciled = cli.invoke(args=["hash-reconcile", "--older-than", "0"])
     assert reconciled.exit_code == 0, reconciled.output
+    looked_up = int(reconciled.output.splitlines()[-1].split()[1])
+    assert gave_up and looked_up >= 1, "the outage left nothing for hash-reconcile to close"
     with app.extensions["engine"].connect() as conn:
         statuses = dict(conn.execute(sa.select(hash_schema.hash_orders.c.order_no,
                                                hash_schema.hash_orders.c.status)).all())
