@@ -44,7 +44,7 @@ LIMITS = {"LOCK_TIMEOUT_MS": "400", "CALL_DEADLINE_MS": str(int(DEADLINE * 1000)
 # what is left of the same budget). A call blocked on one of these answers 702 / 5000.
 WITHDRAWAL = {"sessions", "players", "wallets", "hp_transactions", "ledger"}
 BALANCE = {"sessions", "players", "wallets"}
-ORDER_ADD = {"sessions", "players", "wallets", "hash_orders", "hash_requests", "ledger"}
+ORDER_ADD = {"sessions", "players", "wallets", "hash_orders", "hash_applied_requests", "ledger"}
 MONEY_TABLES = sorted(WITHDRAWAL | BALANCE | ORDER_ADD | {"call_log"})
 
 

@@ -17,7 +17,7 @@ from conftest import ROOT
 RULES = {
     "100HP Casino": ("wallet.hp100.casino", {"wallet.core.money", "wallet.core.clock"}, set()),
     "Hash order rules": ("wallet.hash.orders", {"wallet.core.money", "wallet.core.clock"}, set()),
-    "Hash envelope": ("wallet.hash.envelope", set(), {"Crypto"}),  # AES-256-CBC: pycryptodome
+    "Hash envelope": ("wallet.hash.envelope", {"wallet.core.money"}, {"Crypto"}),  # AES-256-CBC: pycryptodome
     "money": ("wallet.core.money", set(), set()),
     "text (the field rules' storable)": ("wallet.core.text", set(), set()),
 }
