@@ -20,13 +20,14 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from .envelope import IV_FORMS, seal, unseal
-from .http import post
+from .http import CLOSED, NoAnswer, post
 from .runner import OURS, PROVIDER, Case, CaseFailed, at_once
 
 FUNDS_NEEDED = Decimal("100")
 BET_INFO = '[{"key":"Big","name":"Big","odds":200,"amount":10}]'
 PENDING, SUCCESS, FAILED, PENDING_SETTLEMENT, CANCELLED = 0, 1, 2, 3, 4  # Hash's order statuses
 FINAL = (SUCCESS, FAILED, CANCELLED)
+INTERNAL_ERROR = 5000
 MASK = "***"
 
 
@@ -40,7 +41,11 @@ class Request(NamedTuple):
 
 def number(value):
     """An amount as a JSON number: an int, or a float whose shortest form is the decimal itself
-    (so the wire carries exactly `value`)."""
+    (so the wire carries exactly `value`). A float is sent as it is: a value computed in float64,
+    as Hash computes it, written as Go, JavaScript and Python write it (1.15 * 1.95 is
+    2.2424999999999997)."""
+    if isinstance(value, float):
+        return value
     value = Decimal(value)
     if value == value.to_integral_value():
         return int(value)
@@ -76,13 +81,6 @@ class Target:
         else:
             body, plain, how = request.body, request.plain, request.how
         merchant = self.merchant_id if request.merchant is None else request.merchant
-        status, answer, content_type = post(f"{self.url}/api/v2/{request.path}", body,
-                                            {"merchant-id": merchant}, timeout=self.timeout)
-        if isinstance(answer, dict) and isinstance(answer.get("x"), str) and "code" not in answer:
-            try:  # an encrypted answer
-                answer = unseal(answer["x"], self.secret, self.iv_form)
-            except ValueError:
-                pass
         sent = {"path": f"/api/v2/{request.path}", "merchant-id": merchant, "envelope": how}
         if how.startswith("raw"):
             sent["body"] = body.decode("utf-8", "replace")
@@ -90,6 +88,17 @@ class Target:
             sent["plaintext"] = {**plain, "token": MASK}  # it was sent; its value is not for the report
         else:
             sent["plaintext"] = plain
+        try:
+            status, answer, content_type = post(f"{self.url}/api/v2/{request.path}", body,
+                                                {"merchant-id": merchant}, timeout=self.timeout)
+        except NoAnswer as exc:
+            exc.sent = sent  # the report shows the request that got no answer
+            raise
+        if isinstance(answer, dict) and isinstance(answer.get("x"), str) and "code" not in answer:
+            try:  # an encrypted answer
+                answer = unseal(answer["x"], self.secret, self.iv_form)
+            except ValueError:
+                pass
         self._track(request.path, plain, answer)
         return sent, (status, answer, content_type)
 
@@ -102,6 +111,14 @@ class Target:
                 self.open_orders.setdefault(plain.get("order_no"), plain)
             elif path == "order/update" and plain.get("status") in FINAL:
                 self.open_orders.pop(plain.get("order_no"), None)
+
+    @staticmethod
+    def no_answer(exc: NoAnswer, expected=None) -> str:
+        """What the report expects of a call that got no answer, with the likely cause."""
+        if exc.kind == CLOSED:
+            return ("an HTTP 200 answer: the wallet closed the connection without answering (see its log; "
+                    "Hash's answers are HTTP 200 with the outcome in code)")
+        return "an answer"
 
     def balance(self, token=None) -> Decimal:
         sent, got = self.call(Request("user/balance", {"token": token or self.token, "currency": self.currency}))
@@ -145,11 +162,27 @@ class Target:
 
 
 # ---- steps ----------------------------------------------------------------------------------------
-def envelope_ok(ctx, sent, got):
+def failed_instead(expected: str) -> str:
+    """Why a 5000 is a failure, not a refusal (the report says it under the call)."""
+    return (f"{expected}, not 5000: a correct wallet answers this request, and 5000 (internal error) "
+            "says the wallet failed on it (a crash, a lost race on a unique key that was not retried, a "
+            "database error); Hash retries it, and a wallet that always fails leaves the order open")
+
+
+def internal_errors(ctx, results, expected: str):
+    """Requests sent at once: none may have answered 5000."""
+    for sent, got in results:
+        if isinstance(got[1], dict) and got[1].get("code") == INTERNAL_ERROR:
+            raise CaseFailed(sent, got, failed_instead(expected))
+
+
+def envelope_ok(ctx, sent, got, expected="code 0, or a refusal with the wallet's own code"):
     """Hash's answer format, for every answer: HTTP 200, a JSON envelope with an int code; an
-    error has a msg, a success a data object."""
+    error has a msg, a success a data object. Never 5000: that is a failure, not a refusal."""
     status, answer, _ = got
     ok = status == 200 and isinstance(answer, dict) and type(answer.get("code")) is int
+    if ok and answer["code"] == INTERNAL_ERROR:
+        raise CaseFailed(sent, got, failed_instead(expected))
     if ok and answer["code"] != 0:
         ok = isinstance(answer.get("msg"), str)
     elif ok:
@@ -167,7 +200,8 @@ def step(make, ok=True, delta=None, code=None, rule=None, money_rule=None):
         fields = request.plain if isinstance(request.plain, dict) else {}
         before = target.balance() if delta is not None else None
         sent, got = target.call(request)
-        envelope_ok(ctx, sent, got)
+        expected = "code 0" if ok else "a refusal" + (f" (this project answers {code})" if code else "")
+        envelope_ok(ctx, sent, got, expected)
         answer = got[1]
         if ok:
             ctx.check(answer["code"] == 0, sent, got, "code 0", rule)

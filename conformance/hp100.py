@@ -18,7 +18,7 @@ import json
 import threading
 from decimal import ROUND_DOWN, Decimal
 
-from .http import post
+from .http import CLOSED, NoAnswer, post
 from .runner import OURS, PROVIDER, Case, CaseFailed, at_once
 
 # 100HP's error table: errCode -> message (the errCode is also the HTTP status).
@@ -33,6 +33,7 @@ MESSAGES = {
     609: "Transaction already settled",
     702: "Internal Server Error",
 }
+INTERNAL_ERROR = 702
 INTERNAL_ERROR_TEXTS = ("Internal Server Error", "Internal wallet error")  # 702: both appear in the docs
 FUNDS_NEEDED = Decimal("20.00")
 MASK = "***"
@@ -56,16 +57,32 @@ class Target:
         out). Returns (the request as sent, with a sent secret masked; (status, body, type))."""
         body = {k: v for k, v in {"secret": self.secret, "sessionId": self.session, **fields}.items()
                 if v is not None}
-        got = post(f"{self.url}/{endpoint}", raw if raw is not None else json.dumps(body).encode(),
-                   timeout=self.timeout)
         if raw is not None:
             sent = {"endpoint": f"/{endpoint}", "body": raw.decode("utf-8", "replace")}
         else:
             sent = {"endpoint": f"/{endpoint}", **body}
             if body.get("secret") == self.secret:
                 sent["secret"] = MASK  # it was sent; its value is not for the report
+        try:
+            got = post(f"{self.url}/{endpoint}", raw if raw is not None else json.dumps(body).encode(),
+                       timeout=self.timeout)
+        except NoAnswer as exc:
+            exc.sent = sent  # the report shows the request that got no answer
+            raise
         self._track(endpoint, body, got[0])
         return sent, got
+
+    @staticmethod
+    def no_answer(exc: NoAnswer, expected_status=None) -> str:
+        """What the report expects of a call that got no answer, with the likely cause."""
+        if exc.kind != CLOSED:
+            return "an answer" if expected_status is None else f"HTTP {expected_status}"
+        if expected_status is None or expected_status > 599:
+            return (f"HTTP {expected_status or 'status'}: the connection closed instead. 100HP's errors are "
+                    "HTTP statuses above 599 (601-609, 702), and some servers close the connection rather "
+                    "than send one (uvicorn does, for any status above 599): send them through a server "
+                    "that writes them, or check the wallet's log for the status it could not send")
+        return f"HTTP {expected_status}: the wallet closed the connection without answering (see its log)"
 
     def _track(self, endpoint, body, status):
         tx_id = body.get("txId")
@@ -141,9 +158,14 @@ def send(endpoint, status=200, data=None, delta=None, echo=None, has=(), rule=No
         values = {k: resolve(v, ctx) for k, v in fields.items()}
         watched = resolve(balance_of, ctx) if balance_of else target.session
         before = target.balance(watched) if delta is not None else None
-        sent, got = target.call(endpoint, values, raw)
+        try:
+            sent, got = target.call(endpoint, values, raw)
+        except NoAnswer as exc:
+            raise CaseFailed(exc.sent, f"no answer: {exc}", target.no_answer(exc, status)) from None
         answer_format(ctx, sent, got)
         code, answer, _ = got
+        if code == INTERNAL_ERROR != status:
+            raise CaseFailed(sent, got, failed_instead(f"HTTP {status} {MESSAGES.get(status, 'OK')}"))
         ctx.check(code == status, sent, got, f"HTTP {status} {MESSAGES.get(status, 'OK')}", rule)
         if status != 200 and code == status and data is not None:
             found = answer.get("data")
@@ -166,6 +188,13 @@ def send(endpoint, status=200, data=None, delta=None, echo=None, has=(), rule=No
                       f"{abs(Decimal(delta)):.2f}; amounts truncated to cents, never rounded), "
                       f"the wallet reports {after:.2f}", money_rule)
     return step
+
+
+def failed_instead(expected: str) -> str:
+    """Why a 702 is a failure, not a refusal (the report says it under the call)."""
+    return (f"{expected}, not 702: a correct wallet answers this call, and 702 says the wallet failed "
+            "on it (a crash, a lost race on a unique key that was not retried, a database error). "
+            "100HP retries or rolls back; it never counts a 702 as an answer")
 
 
 def answer_format(ctx, sent, got):

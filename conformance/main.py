@@ -9,12 +9,14 @@ doubled, or an answer was wrong), 2 the run could not start (unreachable wallet,
 token that is not valid, not enough funds, bad options).
 """
 import argparse
+import os
 import sys
 from decimal import Decimal
 
 from . import hash as hash_cases
 from . import hp100, report, runner, soak
 from .envelope import IV_FORMS
+from .report import printable
 from .runner import CaseFailed
 
 
@@ -55,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _hp_options(p, soak=False):
     p.add_argument("--url", required=True, help="the wallet's base, e.g. http://127.0.0.1:8000/100hp")
-    p.add_argument("--secret", required=True, help="the shared secret 100HP sends in every request")
+    _secret_options(p, "HP_SECRET", "the shared secret 100HP sends in every request")
     if soak:
         p.add_argument("--session", required=True, action="append",
                        help="a live sessionId of a test player; repeat for more players")
@@ -71,7 +73,7 @@ def _hash_options(p, soak=False):
     p.add_argument("--url", required=True, help="the wallet's base (the /api/v2 paths are added), "
                                                 "e.g. http://127.0.0.1:8000")
     p.add_argument("--merchant-id", required=True)
-    p.add_argument("--secret", required=True, help="the 32-character AES key")
+    _secret_options(p, "HASH_SECRET", "the 32-character AES key")
     p.add_argument("--currency", default="USDT", help="default USDT")
     p.add_argument("--iv-mode", choices=IV_FORMS, default="prefix",
                    help="the IV form the wallet accepts (HASH_IV_MODE); default prefix")
@@ -82,6 +84,31 @@ def _hash_options(p, soak=False):
     p.add_argument("--token", required=True,
                    help=f"a token of a test player with at least {hash_cases.FUNDS_NEEDED}")
     p.add_argument("--second-token", help="a token of another player (the user_id cases)")
+
+
+def _secret_options(p, variable, what):
+    """The secret from the environment (`variable`), a file, or the command line (which `ps` shows
+    to every user of the machine: the other two are for shared machines and CI)."""
+    p.set_defaults(secret_variable=variable)
+    p.add_argument("--secret-file", metavar="FILE", help=f"{what}: read from FILE (one line)")
+    p.add_argument("--secret", help=f"{what}, on the command line (visible in ps: prefer ${variable} "
+                                    f"in the environment, or --secret-file); default ${variable}")
+
+
+def read_secret(args) -> str:
+    """--secret, else --secret-file, else the environment variable; CannotStart if none."""
+    if args.secret:
+        return args.secret
+    if args.secret_file:
+        try:
+            with open(args.secret_file, encoding="utf-8") as f:
+                return f.read().rstrip("\r\n")
+        except (OSError, UnicodeError) as exc:
+            raise CannotStart(f"--secret-file: {exc}") from None
+    if os.environ.get(args.secret_variable):
+        return os.environ[args.secret_variable]
+    raise CannotStart(f"no secret: set ${args.secret_variable} in the environment, or give --secret-file FILE "
+                      f"(or --secret, which ps shows)")
 
 
 def _run_options(p):
@@ -97,12 +124,13 @@ def _run_options(p):
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
+        args.secret = read_secret(args)
         if args.command == "soak":
             return soak.main(args)
         run = run_100hp if args.command == "100hp" else run_hash
         return run(args)
     except CannotStart as exc:
-        print(f"cannot start: {exc}", file=sys.stderr)
+        print(printable(f"cannot start: {exc}"), file=sys.stderr)  # it may quote the wallet's answer
         return 2
 
 

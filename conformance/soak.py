@@ -20,6 +20,7 @@ from decimal import ROUND_DOWN, Decimal
 
 from . import hash as hash_cases
 from .http import post
+from .report import printable
 
 CENT = Decimal("0.01")
 FUNDS_NEEDED = Decimal("10")
@@ -140,7 +141,7 @@ class Soak:
         if len(self.unexpected) > 20:
             lines.append(f"... and {len(self.unexpected) - 20} more unexpected answers")
         lines.append("soak: " + ("PASS, nothing lost or doubled" if ok else "FAIL"))
-        print("\n".join(lines))
+        print("\n".join(printable(line) for line in lines))  # lines quote the wallet's answers
         return 0 if ok else 1
 
     def label(self, player) -> str:
@@ -183,6 +184,9 @@ class Hp100Soak(Soak):
             self.record(endpoint, "no answer")
             return None, None
         self.record(endpoint, status, time.monotonic() - started)
+        if status == 702:  # the soak provokes none: a failure, then settled as an outcome unknown
+            self.wrong(f"/{endpoint} {fields.get('txId', '')} answered 702: a correct wallet answers every call "
+                       f"of the soak (a lost race on a unique key must be retried, not answered 702)")
         if status == 200 and not (isinstance(answer, dict) and isinstance(answer.get("balance"), str)):
             self.wrong(f"/{endpoint} answered 200 without a balance: {answer}")
         elif status == 200 and answer["balance"].startswith("-"):
@@ -326,6 +330,9 @@ class HashSoak(Soak):
             self.wrong(f"{path} answered HTTP {status}: {str(answer)[:200]}")
             return None, None
         self.record(path, answer["code"], time.monotonic() - started)
+        if answer["code"] == hash_cases.INTERNAL_ERROR:  # the soak provokes none
+            self.wrong(f"{path} {plain.get('order_no', '')} answered 5000: a correct wallet answers every request "
+                       f"of the soak (a lost race on a unique key must be retried, not answered 5000)")
         return answer["code"], answer.get("data") or {}
 
     def balance(self, token) -> Decimal:
@@ -365,6 +372,8 @@ class HashSoak(Soak):
             self.update(player, order, rng.choice([hash_cases.FAILED, hash_cases.CANCELLED]), Decimal(0))
             return
         prize = Decimal(0) if kind == "lose" else Decimal(rng.randint(0, 200)) / 100
+        if kind == "settle" and rng.random() < 0.5:  # computed in float64, as Hash computes it
+            prize = float(amount) * 1.95  # e.g. 0.03 * 1.95 is written 0.058499999999999996
         self.update(player, order, hash_cases.SUCCESS, prize, first_timeout=kind == "update timeout", rng=rng)
         self.update(player, order, hash_cases.SUCCESS, prize, retry=True)  # Hash's retry: no second credit
 
@@ -379,13 +388,15 @@ class HashSoak(Soak):
             # the first retry re-sends the same envelope (a retry may reuse its request_id), later
             # ones are sealed afresh
             code, _ = self.send("order/update", plain, timeout, first if attempt < 2 else None)
-            if code == 1005 and attempt == 1:
-                code = 0  # that request_id was seen: the first try was applied
+            if code == 1005 and attempt == 1:  # the same envelope again must be answered as the retry it is
+                self.wrong(f"order/update {order['order_no']}: an identical re-send (same request_id) answered "
+                           f"1005, expected 0 (the request was applied: it is a retry)")
+                code = 0  # the request_id was seen: the first try was applied
             if code == 0:
                 if retry or unknown:
                     return
                 if status == hash_cases.SUCCESS:
-                    player.moved(prize)
+                    player.moved(booked(prize))
                 elif status in (hash_cases.FAILED, hash_cases.CANCELLED):
                     player.moved(Decimal(str(order["amount"])))
                 return
@@ -405,11 +416,19 @@ class HashSoak(Soak):
         pass
 
 
+def booked(prize) -> Decimal:
+    """What a prize stands for: a float64 is the value of at most 6 decimals it is closest to
+    (docs/hash.md §6.4: 2.2424999999999997, 1.15 * 1.95 in float64, is 2.2425)."""
+    if isinstance(prize, float):
+        return Decimal(repr(prize)).quantize(Decimal("0.000001"))
+    return prize
+
+
 def main(args) -> int:
     soak = Hp100Soak(args) if args.provider == "100hp" else HashSoak(args)
     try:
         soak.start()
     except (OSError, ValueError, KeyError, ArithmeticError) as exc:  # no answer, or not one to read
-        print(f"cannot start: {exc}", file=sys.stderr)
+        print(printable(f"cannot start: {exc}"), file=sys.stderr)
         return 2
     return soak.run()
