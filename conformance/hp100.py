@@ -221,10 +221,19 @@ def _two_decimals(text: str) -> bool:
 
 
 # ---- steps that send several requests at once -----------------------------------------------------
+def internal_errors(results, expected: str):
+    """Requests sent at once: none may have answered 702 (a lost race must be answered as the
+    duplicate it is)."""
+    for sent, got in results:
+        if got[0] == INTERNAL_ERROR:
+            raise CaseFailed(sent, got, failed_instead(expected))
+
+
 def parallel_duplicates(ctx):
     target = ctx.target
     before = target.balance()
     results = at_once([lambda: target.call("withdrawal", {"txId": ctx.ids["T1"], "amount": "1"})] * 10)
+    internal_errors(results, "200 once, then 607 (Transaction already exists)")
     statuses = sorted(got[0] for _, got in results)
     ctx.check(statuses == [200] + [607] * 9, results[0][0], statuses, "one 200 and nine 607")
     ctx.check(target.balance() == before - 1, None, str(target.balance()), f"balance {before - 1}: one debit")
@@ -235,6 +244,7 @@ def parallel_rollbacks(ctx):
     send("withdrawal", txId="$T1", amount="3", delta="-3")(ctx)
     before = target.balance()
     results = at_once([lambda: target.call("rollback", {"txId": ctx.ids["T1"]})] * 10)
+    internal_errors(results, "200 once, then 608 (Transaction already refunded)")
     statuses = sorted(got[0] for _, got in results)
     ctx.check(statuses == [200] + [608] * 9, results[0][0], statuses, "one 200 and nine 608")
     ctx.check(target.balance() == before + 3, None, str(target.balance()), f"balance {before + 3}: one refund")
@@ -247,6 +257,7 @@ def parallel_beyond_balance(ctx):
     names = [f"P{i}" for i in range(6)]
     results = at_once([lambda n=n: target.call("withdrawal", {"txId": ctx.ids[n], "amount": str(amount)})
                        for n in names])
+    internal_errors(results, "200, or 603 (Insufficient balance)")
     statuses = [got[0] for _, got in results]
     after = target.balance()
     ctx.check(sorted(statuses) == [200] * 4 + [603] * 2, results[0][0], statuses,
@@ -254,13 +265,41 @@ def parallel_beyond_balance(ctx):
     ctx.check(after == before - 4 * amount, None, str(after), f"balance {before - 4 * amount}")
 
 
+def parallel_settles(endpoint, duplicate):
+    """Ten identical settling calls at once (deposit on a bet, or bonusWin): one 200, nine `duplicate`."""
+    def run(ctx):
+        target = ctx.target
+        if endpoint == "deposit":  # a win of the stake: the case ends where it started
+            send("withdrawal", txId="$T1", amount="2", delta="-2")(ctx)
+            fields = {"txId": ctx.ids["T1"], "amount": "2"}
+        else:
+            fields = {"txId": ctx.ids["T1"], "amount": "0.01", "promoId": "conformance"}
+        before = target.balance()
+        results = at_once([lambda: target.call(endpoint, fields)] * 10)
+        internal_errors(results, f"200 once, then {duplicate} ({MESSAGES[duplicate]})")
+        statuses = sorted(got[0] for _, got in results)
+        ctx.check(statuses == [200] + [duplicate] * 9, results[0][0], statuses, f"one 200 and nine {duplicate}")
+        credit = Decimal(fields["amount"])
+        ctx.check(target.balance() == before + credit, None, str(target.balance()),
+                  f"balance {before + credit}: one credit")
+    return run
+
+
+def whole_balance(ctx):
+    """A bet of exactly the balance is taken (the balance becomes 0.00), then rolled back."""
+    before = ctx.target.balance()
+    send("withdrawal", txId="$T1", amount=f"{before:.2f}", delta=f"-{before}")(ctx)
+    send("rollback", txId="$T1", delta=f"{before}")(ctx)
+
+
 def deposit_racing_rollback(ctx):
     target = ctx.target
     send("withdrawal", txId="$T1", amount="2", delta="-2")(ctx)
     before = target.balance()
-    (_, deposit), (_, rollback) = at_once([
-        lambda: target.call("deposit", {"txId": ctx.ids["T1"], "amount": "2"}),
-        lambda: target.call("rollback", {"txId": ctx.ids["T1"]})])
+    results = at_once([lambda: target.call("deposit", {"txId": ctx.ids["T1"], "amount": "2"}),
+                       lambda: target.call("rollback", {"txId": ctx.ids["T1"]})])
+    internal_errors(results, "200 for the winner; 609 or 608 for the loser")
+    (_, deposit), (_, rollback) = results
     outcome = (deposit[0], rollback[0])
     ctx.check(outcome in ((200, 609), (608, 200)), None, outcome,
               "exactly one wins; the loser names the winner: (200, 609) or (608, 200)")
@@ -323,10 +362,21 @@ def cases() -> list:
             send(W, txId="abc", amount="1", status=400, data="txId must be a UUID"),
             send(W, txId=None, amount="1", status=400, data="txId must be not empty", delta="0")],
             "100HP §4.3 (its rule texts)"),
+        Case("a bet of exactly the whole balance is taken", [whole_balance], "100HP §3.6 (603 only above it), §4.3"),
         Case("a bet above the balance is 603 and is never booked", [
             send(W, txId="$T1", amount="$OVER", status=603, delta="0"),
             send(R, txId="$T1", status=605)],
             "100HP §3.6, §4.3"),
+
+        Case("amounts past two decimals are truncated on every money call", [
+            send(W, txId="$T1", amount="2.999999", delta="-2.99"),
+            send(D, txId="$T1", amount="2.999999", delta="2.99"),
+            send(W, txId="$T2", amount="1.23456789", delta="-1.23"),
+            send(D, txId="$T2", amount="1.23999", delta="1.23"),
+            send(W, txId="$T3", amount="0.019", delta="-0.01"),
+            send(R, txId="$T3", delta="0.01"),
+            send(B, txId="$T4", amount="0.0199999", promoId="conformance", delta="0.01")],
+            "100HP §3.3 (cut off, not rounded, on every amount)"),
 
         # deposit
         Case("a deposit settles once; a rollback after it is 609", [
@@ -483,6 +533,10 @@ def cases() -> list:
         Case("10 parallel rollbacks refund once", [parallel_rollbacks], "100HP §3.7 (608)", concurrent=True),
         Case("parallel withdrawals beyond the balance never go negative", [parallel_beyond_balance],
              "100HP §3.6 (603)", concurrent=True),
+        Case("10 parallel identical deposits settle once", [parallel_settles(D, 609)], "100HP §3.7 (609)",
+             concurrent=True),
+        Case("10 parallel identical bonusWins credit once", [parallel_settles(B, 607)], "100HP §3.7 (607), §4.6",
+             concurrent=True),
         Case("a deposit racing a rollback: exactly one wins", [deposit_racing_rollback], "100HP §3.7",
              concurrent=True),
         # last: a wallet without this rule credits almost 1e18, which no clean-up can take back

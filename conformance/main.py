@@ -84,6 +84,9 @@ def _hash_options(p, soak=False):
     p.add_argument("--token", required=True,
                    help=f"a token of a test player with at least {hash_cases.FUNDS_NEEDED}")
     p.add_argument("--second-token", help="a token of another player (the user_id cases)")
+    p.add_argument("--payout", choices=hash_cases.PAYOUTS,
+                   help="what the wallet pays on a settle (HASH_PAYOUT); default: either, as long as every "
+                        "settle pays by the same one")
 
 
 def _secret_options(p, variable, what):
@@ -170,6 +173,7 @@ def run_hash(args) -> int:
     target = hash_cases.Target(args.url, args.merchant_id, args.secret, args.token, args.currency,
                                args.iv_mode, args.timeout)
     target.user_id = _start_hash(target, args.token, "--token")
+    target.payout = args.payout
     before = _funded(target.balance, hash_cases.FUNDS_NEEDED, "the test player")
     if args.second_token:
         target.second_token = args.second_token

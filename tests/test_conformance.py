@@ -119,12 +119,12 @@ def test_this_wallet_passes_both_suites(app, database_url):
         status, out, _ = kit(*hp_args(base, ids, *all_sessions(ids), "--json"))
         assert status == 0, out
         assert not_passed(out) == {}, out
-        assert len(verdicts(out)) == 36
+        assert len(verdicts(out)) == 40
         status, out, _ = kit(*hash_args(base, ids["session"], "--second-token", ids["second"], "--json",
                                         "--strict"))
         assert status == 0, out
         assert not_passed(out) == {}, out
-        assert len(verdicts(out)) == 27
+        assert len(verdicts(out)) == 33
     assert audit(app.extensions["engine"]) == []
 
 
