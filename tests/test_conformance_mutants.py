@@ -2,27 +2,93 @@
 
 Each mutant has one bug. 100HP mutants are small subclasses of the in-memory model (TestCasino,
 with the rules of wallet/hp100/casino.py) or one patched rule of the blueprint; Hash mutants are this
-SQL wallet on SQLite with one rule function patched. Each is served over real HTTP and the kit
-runs against it as against any wallet; the test asserts which cases fail (FAIL: a provider's rule)
-or warn (WARN: a decision of this project's, a failure with --strict), and that nothing else does.
+SQL wallet on SQLite with one rule function patched. Mistakes a port makes in front of its rules
+(a lost race answered 5000, a re-send refused, an error code rewritten) are a WSGI middleware in
+front of a correct wallet (`Mutant`), which does not depend on how the wallet is written. Each is
+served over real HTTP and the kit runs against it as against any wallet; the test asserts which
+cases fail (FAIL: a provider's rule) or warn (WARN: a decision of this project's, a failure with
+--strict), and that nothing else does.
 """
+import io
+import json
+import threading
 import time
+import uuid
 from decimal import ROUND_HALF_UP, Decimal
 from types import SimpleNamespace
 
 import pytest
-from conftest import TEST_CONFIG, init_schema, new_player
+from conftest import HASH_SECRET, TEST_CONFIG, init_schema, new_player
 from flask import request
 from test_conformance import (CaseSensitive, all_sessions, hash_args, hp_args, kit, memory_wallet, not_passed,
                               serve)
 
 from app import create_app
+from conformance.envelope import seal, unseal
 from wallet.core import money
 from wallet.hash import blueprint as hash_api
 from wallet.hash import orders as hash_orders
 from wallet.hp100 import blueprint as hp
 from wallet.hp100.casino import MESSAGES, OPEN, REFUNDED, WITHDRAWAL, CasinoError
 from wallet.hp100.testcasino import TestCasino
+
+
+# ---- a bug in front of a correct wallet ------------------------------------------------------------
+class Mutant:
+    """WSGI middleware with one bug. `before(path, body)` may answer instead of the wallet
+    ((status, answer)) or change the body (bytes); `after(path, body, status, answer)` may change
+    the wallet's answer ((status, answer)). Either returns None to leave things as they are."""
+
+    def __init__(self, app, before=None, after=None):
+        self.app, self.before, self.after = app, before, after
+
+    def __call__(self, environ, start_response):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        path = environ["PATH_INFO"]
+        decided = self.before(path, body) if self.before else None
+        if isinstance(decided, bytes):
+            body, decided = decided, None
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+        if decided is None:
+            captured = []
+            answer = b"".join(self.app(environ, lambda status, headers, exc_info=None: captured.append(status)))
+            status, answer = int(captured[0].split()[0]), json.loads(answer)
+            decided = (self.after and self.after(path, body, status, answer)) or (status, answer)
+        status, answer = decided
+        start_response(f"{status} MUTANT", [("Content-Type", "application/json")])
+        return [json.dumps(answer).encode()]
+
+
+def in_front(mutant_of):
+    """A patch (monkeypatch, app) that puts `mutant_of(app.wsgi_app)` in front of the wallet."""
+    def patch(monkeypatch, app):
+        app.wsgi_app = mutant_of(app.wsgi_app)
+    return patch
+
+
+class LosesRaces:
+    """`before`: a request arriving while one with the same key is in flight answers `failure`,
+    as a port does that inserts without a lock and does not retry the unique-key error it gets."""
+
+    def __init__(self, key_of, failure):
+        self.key_of, self.failure, self.in_flight, self.lock = key_of, failure, set(), threading.Lock()
+
+    def __call__(self, app):
+        def before(path, body):
+            key = self.key_of(path, body)
+            if key is None:
+                return None
+            with self.lock:
+                if key in self.in_flight:
+                    return self.failure
+                self.in_flight.add(key)
+            time.sleep(0.1)  # the window the twins fall into
+            return None
+
+        def after(path, body, status, answer):
+            with self.lock:
+                self.in_flight.discard(self.key_of(path, body))
+        return Mutant(app, before, after)
 
 
 # ---- 100HP mutants: one bug each -------------------------------------------------------------------
@@ -121,6 +187,15 @@ class BalanceAsNumber(TestCasino):
         return {**answer, "balance": float(answer["balance"])}
 
 
+class RefusesTheWholeBalance(TestCasino):
+    """A bet of exactly the balance is 603 (`balance <= amount` where `<` was meant)."""
+
+    def move(self, store, wallet, amount, op, tx_id):
+        if op == WITHDRAWAL and wallet.balance + amount == 0:
+            raise CasinoError(603)
+        return super().move(store, wallet, amount, op, tx_id)
+
+
 class WithdrawalIgnoresUserId(TestCasino):
     def withdrawal(self, session_id, tx_id, amount, user_id=None):
         return super().withdrawal(session_id, tx_id, amount)
@@ -182,9 +257,36 @@ def negative_deposits(monkeypatch, app):
     monkeypatch.setitem(hp.RULES, "deposit", [amount if r.field == "amount" else r for r in hp.RULES["deposit"]])
 
 
+def deposits_not_truncated(monkeypatch, app):
+    def amount(body):
+        value = body.get("amount")
+        if not isinstance(value, str):
+            raise CasinoError(400, "amount must be a string" if value is not None else "amount must be not empty")
+        if not value.replace(".", "", 1).isdigit():
+            raise CasinoError(400, "amount must be greater than or equal to 0")
+        return Decimal(value)  # "2.999999" credits 2.999999: only the balance shown is cut to cents
+    amount.field = "amount"
+    monkeypatch.setitem(hp.RULES, "deposit", [amount if r.field == "amount" else r for r in hp.RULES["deposit"]])
+
+
+HP_INTERNAL_ERROR = (702, {"data": "", "message": "Internal Server Error", "errCode": 702})
+
+
+def hp_tx(path, body):
+    """The key of a 100HP money call: its endpoint and txId."""
+    fields = json.loads(body or b"{}")
+    return (path, str(fields.get("txId")).lower()) if isinstance(fields, dict) and "txId" in fields else None
+
+
+def unknown_tx_is_702(app):
+    """A txId that is not found answers 702 (the port's lookup raised), not 605."""
+    return Mutant(app, after=lambda path, body, status, answer: HP_INTERNAL_ERROR if status == 605 else None)
+
+
 DEPOSIT_USERID = "deposit and rollback name their player: another's userId is 605"
 WITHDRAWAL_USERID = "withdrawal and bonusWin name their player: theirs is accepted, another's is 604"
 RACES = {"10 parallel identical withdrawals debit once", "10 parallel rollbacks refund once",
+         "10 parallel identical deposits settle once", "10 parallel identical bonusWins credit once",
          "parallel withdrawals beyond the balance never go negative",
          "a deposit racing a rollback: exactly one wins"}
 EVERY_CASE = "every case"
@@ -199,7 +301,8 @@ MUTANTS_100HP = {
         "a deposit on a bonusWin's txId is 605, and so is a rollback": "FAIL"}, ()),
     "amounts rounded, not truncated": (TestCasino, rounds_amounts, {
         "a withdrawal truncates to cents; its repeat is 607": "FAIL",
-        "deposit rules: nothing is credited for a bad request": "FAIL", "bonusWin credits once": "FAIL"}, ()),
+        "deposit rules: nothing is credited for a bad request": "FAIL", "bonusWin credits once": "FAIL",
+        "amounts past two decimals are truncated on every money call": "FAIL"}, ()),
     "errors answered HTTP 200": (TestCasino, errors_as_200, {
         "a wrong secret is 601": "FAIL", "an unknown txId is 605": "FAIL", "secret rules": "FAIL",
         "a withdrawal truncates to cents; its repeat is 607": "FAIL"}, EVERY_CASE),
@@ -233,14 +336,32 @@ MUTANTS_100HP = {
         "field limits: userId and promoId at most 255 characters": "FAIL"}, ()),
     "a negative deposit is taken": (TestCasino, negative_deposits, {
         "deposit rules: nothing is credited for a bad request": "FAIL"}, ()),
+    # issue 29
+    "a bet of the whole balance is refused": (RefusesTheWholeBalance, None, {
+        "a bet of exactly the whole balance is taken": "FAIL"},
+        {"parallel withdrawals beyond the balance never go negative"}),
+    "deposits not truncated to cents": (TestCasino, deposits_not_truncated, {
+        "amounts past two decimals are truncated on every money call": "FAIL"},
+        {"deposit rules: nothing is credited for a bad request"}),
+    "a lost race on a txId answered 702": (TestCasino, in_front(LosesRaces(hp_tx, HP_INTERNAL_ERROR)), {
+        "10 parallel identical withdrawals debit once": "FAIL", "10 parallel rollbacks refund once": "FAIL",
+        "10 parallel identical deposits settle once": "FAIL", "10 parallel identical bonusWins credit once": "FAIL"},
+        RACES),
+    "an unknown txId answered 702": (TestCasino, in_front(unknown_tx_is_702), {
+        "an unknown txId is 605": "FAIL", DEPOSIT_USERID: "FAIL",  # a decision's case: FAIL, not WARN
+        "a bet above the balance is 603 and is never booked": "FAIL",
+        "a deposit on a bonusWin's txId is 605, and so is a rollback": "FAIL",
+        "a rollback before its withdrawal: 605, then the withdrawal books nothing": "FAIL"}, ()),
 }
+ONLY_100HP = {"a lost race on a txId answered 702": "parallel"}  # its 0.1 s per call: only where it shows
 
 
 @pytest.mark.parametrize("name", MUTANTS_100HP)
 def test_the_kit_catches_a_broken_100hp_wallet(name, tmp_path, monkeypatch):
     casino_class, patch, expected, maybe = MUTANTS_100HP[name]
+    only = ("--only", ONLY_100HP[name]) if name in ONLY_100HP else ()
     with memory_wallet(tmp_path, casino_class(), lambda app: patch and patch(monkeypatch, app)) as (base, _, ids):
-        status, out, _ = kit(*hp_args(base, ids, *all_sessions(ids), "--json"))
+        status, out, _ = kit(*hp_args(base, ids, *all_sessions(ids), "--json", *only))
     found = not_passed(out)
     assert status == (1 if "FAIL" in found.values() else 0)
     assert expected.items() <= found.items(), found
