@@ -408,17 +408,106 @@ def balance_as_text(monkeypatch, app):
     monkeypatch.setattr(hash_orders, "_answer", answer)  # in order answers
 
 
+def cents_payout(monkeypatch, app):
+    honest = hash_orders.payout
+    monkeypatch.setattr(hash_orders, "payout", lambda *args: honest(*args).quantize(Decimal("0.01"), ROUND_HALF_UP))
+
+
+def bonus_from_tax(monkeypatch, app):
+    monkeypatch.setattr(hash_orders, "payout", lambda prize, tax, bonus, formula="prize+bonus": prize + tax)
+
+
+def refuses_the_whole_balance(monkeypatch, app):
+    honest = hash_orders.HashWallet._move
+
+    def move(self, store, wallet, amount, op, order_no):  # `balance <= amount` where `<` was meant
+        if op == "order_add" and wallet.balance + amount == 0:
+            raise hash_orders.HashError(2002)
+        return honest(self, store, wallet, amount, op, order_no)
+    monkeypatch.setattr(hash_orders.HashWallet, "_move", move)
+
+
+HASH_INTERNAL_ERROR = (200, {"code": 5000, "msg": "internal error"})
+
+
+def hash_plain(body: bytes):
+    """The plaintext of a Hash request (prefix IV form, the tests' secret); None if it does not open."""
+    try:
+        return unseal(json.loads(body)["x"], HASH_SECRET, "prefix")
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def hash_order(path, body):
+    """The key of an order call: the endpoint, the order_no and the status."""
+    plain = hash_plain(body)
+    if path in ("/api/v2/order/add", "/api/v2/order/update") and isinstance(plain, dict):
+        return path, str(plain.get("order_no")), plain.get("status")
+    return None
+
+
+def unknown_order_is_5000(app):
+    """An update of an order it does not know answers 5000 (the port's lookup raised), not 3002."""
+    return Mutant(app, after=lambda path, body, status, answer: HASH_INTERNAL_ERROR if answer.get("code") == 3002
+                  else None)
+
+
+def refuses_resends(app):
+    """A request_id is refused the second time whatever came with it: Hash's byte-identical
+    re-send of a request whose answer it lost is 1005 for ever."""
+    seen, lock = set(), threading.Lock()
+
+    def before(path, body):
+        with lock:
+            if path.startswith("/api/v2/order/") and body in seen:
+                return 200, {"code": 1005, "msg": "duplicate request_id"}
+            seen.add(body)
+    return Mutant(app, before)
+
+
+def forgets_request_ids(app):
+    """No request_id memory: every request is given a fresh one before the wallet sees it."""
+    def before(path, body):
+        plain = hash_plain(body)
+        if not isinstance(plain, dict):
+            return None
+        plain["request_id"] = uuid.uuid4().hex
+        return json.dumps({"x": seal(json.dumps(plain, default=float).encode(), HASH_SECRET, "prefix")}).encode()
+    return Mutant(app, before)
+
+
+def refuses_float64(app):
+    """An amount with more than 6 decimals is refused, a float64 artefact (2.2424999999999997) too."""
+    def before(path, body):
+        plain = hash_plain(body)
+        if isinstance(plain, dict) and any(isinstance(plain.get(name), Decimal) and plain[name].as_tuple().exponent < -6
+                                           for name in ("amount", "prize", "tax", "bonus")):
+            return 200, {"code": 1001, "msg": "invalid parameters: more than 6 decimal places"}
+    return Mutant(app, before)
+
+
+RESENT = "an identical re-send of an applied request is answered 0, nothing moves"
+FLOAT64 = "float64-written amounts are booked as the values they stand for"
+SIX_DECIMALS = "amounts with 6 decimals are booked to the last place"
+TAXED = "a settle with a tax and a bonus pays by one formula, the same every time"
+# Today's wallet answers an identical re-send 1005 and refuses float64 artefacts 1001: the hashrules
+# branch (issue 25 items 1 and 3) changes that. Until it is merged, every Hash mutant, built on this
+# wallet, fails those two cases as well. Empty this set after that merge.
+AWAITING_HASHRULES = {RESENT, FLOAT64}
+HASH_RACES = {"20 parallel identical adds debit once", "10 parallel identical settles credit once",
+              "10 parallel identical cancels refund once"}
 MUTANTS_HASH = {
     "a retried settle credits again": (settles_again, {
         "bet -> settle: status 1 credits the prize once": "FAIL", "a final order never changes": "FAIL",
-        "10 parallel identical settles credit once": "FAIL"},
+        "10 parallel identical settles credit once": "FAIL", TAXED: "FAIL"},
         {"settle racing cancel: exactly one applies", "a repeated settle with another prize credits nothing more"}),
     "any merchant-id is taken": (any_merchant, {"bad envelopes are refused and move nothing": "FAIL"}, ()),
     "status 2 (failed) does not refund": (failed_is_not_a_refund, {
         "bet -> fail: status 2 refunds once": "FAIL"}, ()),
     "bet_info is not checked": (bet_info_unchecked, {
         "order/add rules: nothing is debited for a bad request": "FAIL",
-        "text no database can store (a lone surrogate, NUL) is refused": "WARN"}, ()),
+        # the wallet stores what no database can: 5000, a failure (not a refusal)
+        "text no database can store (a lone surrogate, NUL) is refused": "FAIL"}, ()),
     "an order_no with a trailing blank is another order": (blanks_around_keys, {
         "an order_no with a blank at either end is refused": "WARN"}, ()),
     "no timestamp window": (no_timestamp_window, {"a timestamp from 2022 is refused": "WARN"}, ()),
@@ -428,7 +517,22 @@ MUTANTS_HASH = {
     "order answers give the balance as a string": (balance_as_text, {
         "bet -> settle: status 1 credits the prize once": "FAIL", "bet -> cancel: status 4 refunds once": "FAIL"},
         EVERY_CASE),
+    # issue 29
+    "payouts rounded to cents": (cents_payout, {SIX_DECIMALS: "FAIL", TAXED: "FAIL"}, ()),
+    "bonus read from the tax field": (bonus_from_tax, {TAXED: "FAIL"}, ()),
+    "a bet of the whole balance is refused": (refuses_the_whole_balance, {
+        "a bet of exactly the whole balance is taken": "FAIL"}, {"parallel adds beyond the balance never go negative"}),
+    "an update of an unknown order answered 5000": (in_front(unknown_order_is_5000), {
+        "an update of an unknown order credits nothing": "FAIL"},
+        {"an update whose data differ from its order's is refused"}),
+    "a lost race on an order answered 5000": (in_front(LosesRaces(hash_order, HASH_INTERNAL_ERROR)), {
+        race: "FAIL" for race in HASH_RACES}, {"settle racing cancel: exactly one applies"}),
+    "an identical re-send refused 1005": (in_front(refuses_resends), {RESENT: "FAIL"}, ()),
+    "no request_id memory": (in_front(forgets_request_ids), {
+        "another request under a used request_id is refused, nothing moves": "FAIL"}, ()),
+    "float64 artefacts refused": (in_front(refuses_float64), {FLOAT64: "FAIL"}, ()),
 }
+ONLY_HASH = {"a lost race on an order answered 5000": "parallel"}  # its 0.1 s per call: only where it shows
 
 
 @pytest.mark.parametrize("name", MUTANTS_HASH)
@@ -439,11 +543,12 @@ def test_the_kit_catches_a_broken_hash_wallet(name, tmp_path, monkeypatch):
     _, token = new_player(app, "1000", extra_currencies=("USDT",))
     _, second = new_player(app, "1000", extra_currencies=("USDT",))
     patch(monkeypatch, app)
+    only = ("--only", ONLY_HASH[name]) if name in ONLY_HASH else ()
     with serve(app) as base:
-        status, out, _ = kit(*hash_args(base, token, "--second-token", second, "--json"))
+        status, out, _ = kit(*hash_args(base, token, "--second-token", second, "--json", *only))
     found = not_passed(out)
     assert status == (1 if "FAIL" in found.values() else 0)
     assert expected.items() <= found.items(), found
     if maybe != EVERY_CASE:
-        assert set(found) - set(expected) <= set(maybe), found
+        assert set(found) - set(expected) <= set(maybe) | AWAITING_HASHRULES, found
     app.extensions["engine"].dispose()
