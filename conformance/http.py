@@ -35,22 +35,21 @@ def post(url: str, body: bytes, headers=None, timeout: float = 15):
     parts = urlsplit(url)
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     connection = kind(parts.hostname, parts.port, timeout=timeout)
-    expired = threading.Event()
+    expired, connected = threading.Event(), []
 
     def cut():  # the deadline: a read waiting on the socket returns at once
         expired.set()
-        if connection.sock is not None:
+        for sock in connected:  # not connection.sock: an answer without a length takes it over
             try:
-                connection.sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
     timer = threading.Timer(timeout, cut)
     timer.daemon = True
     timer.start()
-    connected = False
     try:
         connection.connect()
-        connected = True
+        connected.append(connection.sock)
         connection.request("POST", parts.path, body=body,
                            headers={"Content-Type": "application/json", **(headers or {})})
         response = connection.getresponse()
@@ -69,7 +68,7 @@ def post(url: str, body: bytes, headers=None, timeout: float = 15):
     except (OSError, http.client.HTTPException) as exc:
         if expired.is_set() or isinstance(exc, TimeoutError):
             raise NoAnswer(TIMED_OUT, f"no complete answer within {timeout:g} s (--timeout)") from None
-        if not connected:
+        if not connected:  # no connection was made
             raise NoAnswer(UNREACHABLE, f"no connection ({type(exc).__name__}: {exc})") from None
         raise NoAnswer(CLOSED, f"the connection was closed without an answer "
                                f"({type(exc).__name__}: {exc})") from None
