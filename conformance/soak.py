@@ -1,12 +1,18 @@
 """Soak: play a provider for N minutes the way it behaves in production, then check the money.
 
-Threads play rounds for the test players at once: bets and wins, lost rounds, duplicates, bets
-that time out and are rolled back (100HP) or failed (Hash), the 100HP billing resolver's late
-rollbacks and repeated deposits, Hash's retried updates. The kit keeps, per player, the moves the
+Threads play rounds for the test players at once: bets and wins, lost rounds, duplicates (some sent
+twice at once, on two connections: each must answer as the duplicate it is), bets that time out
+and are rolled back (100HP) or failed (Hash), the 100HP billing resolver's late rollbacks and
+repeated deposits, Hash's retried updates. The kit keeps, per player, the moves the
 wallet confirmed (a 200 / code 0 it answered); a call that got no answer is settled the way the
 provider settles it (a rollback, a retry) and counts as what that settlement shows. At the end each
 player's balance, as the wallet reports it, must be its start plus those moves: less is money lost,
-more is money doubled. Also printed: the calls by result code, and p50/p99 latency.
+more is money doubled. A 702 or 5000 fails the soak too: it provokes none (its timeouts are its own,
+on the client side), so each is a call a correct wallet would have answered. Hash's updates are
+retried as Hash may: the same envelope byte for byte first (answered 0 if it was applied), then
+sealed afresh; some prizes are computed in float64 (0.03 * 1.95 is written 0.058499999999999996)
+and count as the 6-decimal value they stand for. Also printed: the calls by result code, and
+p50/p99 latency.
 """
 import json
 import random
@@ -21,6 +27,7 @@ from decimal import ROUND_DOWN, Decimal
 from . import hash as hash_cases
 from .http import post
 from .report import printable
+from .runner import at_once
 
 CENT = Decimal("0.01")
 FUNDS_NEEDED = Decimal("10")
@@ -223,9 +230,10 @@ class Hp100Soak(Soak):
         if status != 200:
             return
         player.moved(-amount)
-        if kind == "duplicates":
-            self.expect("withdrawal", self.send("withdrawal", {"sessionId": session, "txId": tx_id,
-                                                               "amount": text})[0], {607}, tx_id)
+        if kind == "duplicates":  # two repeats at once, on two connections: each is the duplicate it is
+            repeat = {"sessionId": session, "txId": tx_id, "amount": text}
+            for status, _ in at_once([lambda: self.send("withdrawal", repeat)] * 2):
+                self.expect("withdrawal", status, {607}, tx_id)
         if kind == "rollback":
             self.roll_back(player, tx_id, amount)
             self.expect("deposit", self.send("deposit", {"txId": tx_id, "amount": text})[0], {608}, tx_id)
@@ -237,8 +245,9 @@ class Hp100Soak(Soak):
         self.sleep(rng)
         win = Decimal(0) if kind == "loss" else Decimal(rng.randint(0, 200)) / 100
         self.deposit(player, tx_id, win)
-        if kind == "duplicates":  # the resolver's "second chance", then a late rollback
-            self.expect("deposit", self.send("deposit", {"txId": tx_id, "amount": f"{win:.2f}"})[0], {609}, tx_id)
+        if kind == "duplicates":  # the resolver's "second chance" twice at once, then a late rollback
+            for status, _ in at_once([lambda: self.send("deposit", {"txId": tx_id, "amount": f"{win:.2f}"})] * 2):
+                self.expect("deposit", status, {609}, tx_id)
             self.expect("rollback", self.send("rollback", {"txId": tx_id})[0], {609}, tx_id)
 
     def bonus_win(self, player, tx_id, attempts=5):
@@ -362,10 +371,10 @@ class HashSoak(Soak):
                 self.wrong(f"order/add {order_no} answered code {code}")
             return
         player.moved(-amount)
-        if kind == "duplicate":
-            again, _ = self.send("order/add", order)
-            if again != 0:
-                self.wrong(f"a repeated order/add {order_no} answered code {again}, expected 0")
+        if kind == "duplicate":  # two repeats at once, on two connections: each answers success
+            for again, _ in at_once([lambda: self.send("order/add", order)] * 2):
+                if again not in (0, None):
+                    self.wrong(f"a repeated order/add {order_no} answered code {again}, expected 0")
         self.update(player, order, hash_cases.PENDING_SETTLEMENT, Decimal(0))
         self.sleep(rng)
         if kind == "refund":
@@ -404,7 +413,8 @@ class HashSoak(Soak):
                 if attempt == attempts - 1:
                     return  # it never arrived: nothing to refund
             elif code not in (None, 5000):
-                self.wrong(f"order/update {order['order_no']} status {status} answered code {code}")
+                written = f" (prize written {plain['prize']!r}: a float64)" if isinstance(prize, float) else ""
+                self.wrong(f"order/update {order['order_no']} status {status} answered code {code}{written}")
                 return
             time.sleep(0.1)
         self.unresolved.append(f"order/update {order['order_no']}: no code 0 after {attempts} tries")
