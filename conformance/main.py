@@ -4,9 +4,18 @@ Runs from a checkout with only conformance/requirements.txt installed: it import
 the wallet, builds nothing and writes no file (but the --junit report you ask for).
 `flask --app app conformance ...` is the same command (conformance/cli.py, for the Flask CLI).
 
+The secret (100HP's shared secret, Hash's AES key) is read from the environment (HP_SECRET,
+HASH_SECRET: the wallet's own setting names), or from --secret-file, or given with --secret, which
+every user of the machine sees in `ps`.
+
+The wallet is not trusted: each call ends by --timeout however slowly its answer comes, at most
+1 MB of an answer is read, and what it answered is printed escaped (conformance/http.py, report.py).
+A 702 (100HP) or 5000 (Hash) answered to a call a correct wallet must answer is a failure, never a
+refusal, with or without --strict; --strict makes the rules of this project's own fail as well.
+
 Exit status: 0 every case passed (warnings allowed), 1 a case failed (or, soak: money was lost or
 doubled, or an answer was wrong), 2 the run could not start (unreachable wallet, a test session or
-token that is not valid, not enough funds, bad options).
+token that is not valid, not enough funds, no secret, bad options).
 """
 import argparse
 import os
@@ -51,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
         add_options(sub, soak=True)
         sub.add_argument("--minutes", type=float, required=True, help="how long, e.g. 0.2 (12 seconds)")
         sub.add_argument("--threads", type=int, default=8, help="concurrent callers (default 8)")
-        sub.add_argument("--timeout", type=float, default=5.0, help="seconds before a call counts as timed out")
+        sub.add_argument("--timeout", type=float, default=5.0, help="seconds a call may take in all before it counts as timed out (default 5)")
     return top
 
 
@@ -121,7 +130,8 @@ def _run_options(p):
     p.add_argument("--only", metavar="TEXT", help="run only the cases whose name contains TEXT")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--junit", metavar="FILE", help="also write the report as JUnit XML to FILE")
-    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for an answer (default 15)")
+    p.add_argument("--timeout", type=float, default=15.0,
+                   help="seconds a call may take in all, its whole answer included (default 15)")
 
 
 def main(argv=None) -> int:
