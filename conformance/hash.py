@@ -8,9 +8,18 @@ the wallet's own answers.
 
 Hash's error-code table was not found, so a refusal is checked as "a non-zero code, nothing moved"
 (the provider's rule); the code this project answers is checked too, as a rule of ours (a warning
-unless --strict). Other rules of ours (the request_id replay, the IV form, the changed-data and
-payout limits, text no database can store) are cases with `ours=`. The cases leave the balance as
-they found it: every order they place is settled, refunded, or cancelled by the clean-up.
+unless --strict). 5000 (internal error) is never a refusal: a correct wallet answers every request
+the cases send, so a 5000 fails the case and the report says which request got it. Other rules of
+ours (the timestamp window, the IV form, the changed-data and payout limits, text no database can
+store) are cases with `ours=`.
+
+The amounts are what Hash sends: float64 (a prize computed as 1.15 * 1.95 is written
+2.2424999999999997 and stands for 2.2425), up to 6 decimals, with a tax and a bonus paid by the
+wallet's HASH_PAYOUT formula (--payout, or learned from the first settle and then held to). Hash's
+retries are both kinds it may send: the same envelope byte for byte (answered 0 once applied) and a
+fresh one; another request under a used request_id is refused. The cases leave the balance as they
+found it: every order they place is settled, refunded, or cancelled by the clean-up, and a case
+that wins loses it again (give_back).
 """
 import json
 import threading

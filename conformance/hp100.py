@@ -8,6 +8,12 @@ reports. Every answer is also checked for 100HP's format: HTTP status = errCode,
 {data, message, errCode} with the message of 100HP's table, JSON content type, balances as strings
 with two decimals.
 
+A 702 is never an answer to a call a correct wallet must answer: it fails the case, whoever's rule
+the case checks, and the report says which call got it (a lost race on a unique key must be answered
+as the duplicate it is). A call the wallet closes the connection on shows the request and the likely
+cause (uvicorn drops any status above 599). Amounts carry more than two decimals on every money call,
+and one bet is the whole balance.
+
 Where a rule comes from: the provider's documentation (field rules, error codes and their order,
 the duplicate rules), or this project's decisions where the documentation is silent (a case with
 `ours=`; its failures are warnings unless --strict). A case leaves the balance as it found it: it
