@@ -581,7 +581,8 @@ def cases() -> list:
             update("O2", amount=0.1 + 0.2, status=CANCELLED, delta="0.3"),
             give_back],
             "Hash §6.4 (amounts are float64: 1.15 x 1.95 in float64 is written 2.2424999999999997)"),
-        Case("a settle with a tax and a bonus pays by one formula, the same every time", [remember_balance, taxed_settles, give_back],
+        Case("a settle with a tax and a bonus pays by one formula, the same every time",
+             [remember_balance, taxed_settles, give_back],
              "Hash §4.4 (prize is \"tax included\"), §6.2 (HASH_PAYOUT, or the kit's --payout)"),
         Case("a settle above 1000 times the stake is refused", [
             add(amount="0.01", delta="-0.01", rule=PROVIDER, money_rule=PROVIDER),
