@@ -81,14 +81,15 @@ class Target:
     @staticmethod
     def no_answer(exc: NoAnswer, expected_status=None) -> str:
         """What the report expects of a call that got no answer, with the likely cause."""
+        wanted = "an answer" if expected_status is None else f"HTTP {expected_status}"
         if exc.kind != CLOSED:
-            return "an answer" if expected_status is None else f"HTTP {expected_status}"
+            return wanted
         if expected_status is None or expected_status > 599:
-            return (f"HTTP {expected_status or 'status'}: the connection closed instead. 100HP's errors are "
-                    "HTTP statuses above 599 (601-609, 702), and some servers close the connection rather "
-                    "than send one (uvicorn does, for any status above 599): send them through a server "
-                    "that writes them, or check the wallet's log for the status it could not send")
-        return f"HTTP {expected_status}: the wallet closed the connection without answering (see its log)"
+            return (f"{wanted}: the connection closed instead. 100HP's errors are HTTP statuses above 599 "
+                    "(601-609, 702), and some servers close the connection rather than send one (uvicorn "
+                    "does, for any status above 599): send them through a server that writes them, or "
+                    "check the wallet's log for the status it could not send")
+        return f"{wanted}: the wallet closed the connection without answering (see its log)"
 
     def _track(self, endpoint, body, status):
         tx_id = body.get("txId")
