@@ -82,7 +82,7 @@ class LosesRaces:
                 if key in self.in_flight:
                     return self.failure
                 self.in_flight.add(key)
-            time.sleep(0.1)  # the window the twins fall into
+            time.sleep(0.3)  # the window the twins fall into (they are sent at once)
             return None
 
         def after(path, body, status, answer):
@@ -353,7 +353,7 @@ MUTANTS_100HP = {
         "a deposit on a bonusWin's txId is 605, and so is a rollback": "FAIL",
         "a rollback before its withdrawal: 605, then the withdrawal books nothing": "FAIL"}, ()),
 }
-ONLY_100HP = {"a lost race on a txId answered 702": "parallel"}  # its 0.1 s per call: only where it shows
+ONLY_100HP = {"a lost race on a txId answered 702": "parallel"}  # its 0.3 s per call: only where it shows
 
 
 @pytest.mark.parametrize("name", MUTANTS_100HP)
@@ -531,7 +531,7 @@ MUTANTS_HASH = {
         "another request under a used request_id is refused, nothing moves": "FAIL"}, ()),
     "float64 artefacts refused": (in_front(refuses_float64), {FLOAT64: "FAIL"}, ()),
 }
-ONLY_HASH = {"a lost race on an order answered 5000": "parallel"}  # its 0.1 s per call: only where it shows
+ONLY_HASH = {"a lost race on an order answered 5000": "parallel"}  # its 0.3 s per call: only where it shows
 
 
 @pytest.mark.parametrize("name", MUTANTS_HASH)
