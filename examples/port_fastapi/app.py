@@ -96,7 +96,7 @@ async def hp100(endpoint: str, request: Request):
         body = json_object(await request.body(), CasinoError(400, "body must be a JSON object"))
         fields = {rule.field: rule(body) for rule in RULES[endpoint]}  # 400 with the rule's text
         if not hmac.compare_digest(fields["secret"].encode(), CONFIG["HP_SECRET"].encode()):
-            raise CasinoError(601)  # §3.2, after the field rules (§3.8)
+            raise CasinoError(601)  # after the field rules: docs/100hp.md §3.2, docs/100hp.md §3.8
         return JSONResponse(await run_in_threadpool(HP_CALLS[endpoint], fields))
     except CasinoError as exc:
         return hp_error(exc.err_code, exc.message, exc.data)
@@ -109,7 +109,7 @@ async def hp100(endpoint: str, request: Request):
 
 
 def hp_error(err_code: int, message: str, data: str = "") -> JSONResponse:
-    """§3.5: the HTTP status is the errCode (601-702 too: see the module docstring)."""
+    """docs/100hp.md §3.5: the HTTP status is the errCode (601-702 too: see the module docstring)."""
     return JSONResponse({"data": data, "message": message, "errCode": err_code}, status_code=err_code)
 
 
@@ -138,7 +138,8 @@ def order_update(plain, request_id):
 HASH_CALLS = {
     "user/info": lambda plain, rid: merchant.user_info(hash_fields.key(plain, "token"), rid),
     "user/balance": lambda plain, rid: merchant.user_balance(
-        hash_fields.key(plain, "token"), hash_fields.text(plain, "currency", max_len=16, default="USDT"), rid),
+        hash_fields.key(plain, "token"),
+        hash_fields.text(plain, "currency", max_len=16, default="USDT"), rid),
     "order/add": order_add,
     "order/update": order_update,
 }
@@ -163,7 +164,8 @@ async def hash_api(path: str, request: Request):
 
 
 def open_envelope(merchant_id: str, raw: bytes) -> tuple[dict, RequestId]:
-    """§3: merchant-id (1003), {"x"} (1001), AES (1002), the timestamp window (1004), request_id."""
+    """docs/hash.md §3: merchant-id (1003), {"x"} (1001), AES (1002), the timestamp window (1004),
+    then the request_id for the rules (1005)."""
     if not hmac.compare_digest(merchant_id.encode(), CONFIG["HASH_MERCHANT_ID"].encode()):
         raise HashError(1003)
     body = json_object(raw, HashError(1001, 'body must be {"x": "<base64>"}'))
@@ -184,7 +186,7 @@ def open_envelope(merchant_id: str, raw: bytes) -> tuple[dict, RequestId]:
 
 
 def hash_answer(envelope: dict) -> Response:
-    """§3.7: HTTP 200, amounts as JSON numbers written from the Decimal, never through float."""
+    """docs/hash.md §3.7: HTTP 200, amounts as JSON numbers written from the Decimal, never through float."""
     return Response(hash_fields.dumps(envelope), media_type="application/json")
 
 

@@ -1,6 +1,7 @@
 """Both providers' storage on a casino's existing PostgreSQL tables, kept as they are:
 
-    accounts(id BIGINT PRIMARY KEY, email TEXT, balance_cents BIGINT CHECK (balance_cents >= 0), currency CHAR(3))
+    accounts(id BIGINT PRIMARY KEY, email TEXT, balance_cents BIGINT CHECK (balance_cents >= 0),
+             currency CHAR(3))
     login_tokens(token TEXT PRIMARY KEY, account_id BIGINT REFERENCES accounts, expires_at TIMESTAMP,
                  revoked BOOLEAN)
 
@@ -76,6 +77,7 @@ CREATE TABLE IF NOT EXISTS hash_requests (
 # An account with its exact balance; FOR UPDATE OF locks the account row only.
 ACCOUNT = ("SELECT a.id, a.email, a.currency, a.balance_cents, COALESCE(s.micros, 0) AS micros "
            "FROM accounts a LEFT JOIN sub_cents s ON s.account_id = a.id ")
+ACCOUNT_LOCKED = ACCOUNT + "WHERE a.id = :id FOR UPDATE OF a"
 TOKEN = ("SELECT t.token, t.expires_at, t.revoked, a.id, a.email, a.currency, a.balance_cents, "
          "COALESCE(s.micros, 0) AS micros FROM login_tokens t JOIN accounts a ON a.id = t.account_id "
          "LEFT JOIN sub_cents s ON s.account_id = a.id WHERE t.token = :token")
@@ -140,7 +142,7 @@ class PortCasino(casino.Casino):
                               row.revoked)
 
     def lock_wallet(self, conn, wallet_id):
-        return _hp_wallet(conn.execute(text(ACCOUNT + "WHERE a.id = :id FOR UPDATE OF a"), {"id": wallet_id}).one())
+        return _hp_wallet(conn.execute(text(ACCOUNT_LOCKED), {"id": wallet_id}).one())
 
     def find_bet(self, conn, tx_id):
         row = conn.execute(text("SELECT tx_id, kind, account_id, session_id, amount, status, promo_id "
@@ -152,7 +154,8 @@ class PortCasino(casino.Casino):
                           ":status, :promo_id, :at)"), {**bet._asdict(), "at": utcnow()})
 
     def close_bet(self, conn, tx_id, status, win_amount=None):
-        conn.execute(text("UPDATE hp_bets SET status = :status WHERE tx_id = :tx"), {"status": status, "tx": tx_id})
+        conn.execute(text("UPDATE hp_bets SET status = :status WHERE tx_id = :tx"),
+                     {"status": status, "tx": tx_id})
 
     def move(self, conn, wallet, amount, op, tx_id):
         try:
@@ -194,28 +197,29 @@ class PortHashWallet(orders.HashWallet):
         return None if row is None else _hash_wallet(row)
 
     def lock_wallet(self, conn, wallet_id):
-        return _hash_wallet(conn.execute(text(ACCOUNT + "WHERE a.id = :id FOR UPDATE OF a"), {"id": wallet_id}).one())
+        return _hash_wallet(conn.execute(text(ACCOUNT_LOCKED), {"id": wallet_id}).one())
 
     def wallet_by_id(self, conn, wallet_id):
         return _hash_wallet(conn.execute(text(ACCOUNT + "WHERE a.id = :id"), {"id": wallet_id}).one())
 
     def player_exists(self, conn, player_id):
-        return conn.execute(text("SELECT 1 FROM accounts WHERE id = :id"), {"id": player_id}).first() is not None
+        found = conn.execute(text("SELECT 1 FROM accounts WHERE id = :id"), {"id": player_id}).first()
+        return found is not None
 
     def find_order(self, conn, order_no):
-        row = conn.execute(text("SELECT order_no, account_id, amount, status, debited, payout, prize, tax, bonus, "
-                                "entry_key, round_id, bet_info FROM hash_orders WHERE order_no = :no"),
+        row = conn.execute(text("SELECT order_no, account_id, amount, status, debited, payout, prize, tax, "
+                                "bonus, entry_key, round_id, bet_info FROM hash_orders WHERE order_no = :no"),
                            {"no": order_no}).first()
         return None if row is None else orders.Order(*row)
 
     def insert_order(self, conn, order):
-        conn.execute(text("INSERT INTO hash_orders VALUES (:order_no, :wallet_id, :amount, :status, :debited, "
-                          ":payout, :prize, :tax, :bonus, :entry_key, :round_id, :bet_info, :at)"),
+        conn.execute(text("INSERT INTO hash_orders VALUES (:order_no, :wallet_id, :amount, :status, "
+                          ":debited, :payout, :prize, :tax, :bonus, :entry_key, :round_id, :bet_info, :at)"),
                      {**order._asdict(), "at": utcnow()})
 
     def close_order(self, conn, order_no, status, payout, prize, tax, bonus, bet_info):
-        conn.execute(text("UPDATE hash_orders SET status = :status, payout = :payout, prize = :prize, tax = :tax, "
-                          "bonus = :bonus, bet_info = :bet_info WHERE order_no = :no"),
+        conn.execute(text("UPDATE hash_orders SET status = :status, payout = :payout, prize = :prize, "
+                          "tax = :tax, bonus = :bonus, bet_info = :bet_info WHERE order_no = :no"),
                      {"no": order_no, "status": status, "payout": payout, "prize": prize, "tax": tax,
                       "bonus": bonus, "bet_info": bet_info})
 
@@ -235,8 +239,9 @@ class PortHashWallet(orders.HashWallet):
         conn.execute(text("INSERT INTO hash_requests VALUES (:id, :at)"), {"id": request_id, "at": seen_at})
 
     def forget_requests(self, conn, before, request_id=None):
-        conn.execute(text("DELETE FROM hash_requests WHERE seen_at < :before"
-                          + (" AND request_id = :id" if request_id else "")), {"before": before, "id": request_id})
+        only_one = " AND request_id = :id" if request_id else ""
+        conn.execute(text("DELETE FROM hash_requests WHERE seen_at < :before" + only_one),
+                     {"before": before, "id": request_id})
 
 
 def _hp_wallet(row) -> casino.Wallet:
