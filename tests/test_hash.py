@@ -204,6 +204,12 @@ def test_key16_requests_and_encrypted_answers(hash_api, player, app):
     assert decrypt(answer["x"], HASH_SECRET, "key16")["data"]["balance"] == 1000
 
 
+def add_fields(token, user_id, order=None) -> dict:
+    return {"token": token, "user_id": user_id, "order_no": order or order_no(), "username": "u",
+            "entry_key": "pc28-1", "round_id": 72847940, "currency": "USDT", "amount": 10,
+            "bet_info": BET_INFO}
+
+
 def encrypted(plain) -> str:
     return json.dumps({"x": encrypt(json.dumps(plain).encode(), HASH_SECRET)})
 
@@ -221,10 +227,11 @@ BAD = [  # (what is wrong, how to send it, the code)
     ("wrong key", dict(raw=json.dumps({"x": encrypt(b'{"timestamp": 1}', "k" * 32)})), 1002),
     ("bad padding", dict(raw=json.dumps({"x": "A" * 44})), 1002),
     ("plaintext not an object", dict(raw=json.dumps({"x": encrypt(b"[1]", HASH_SECRET)})), 1002),
-    ("stale timestamp", dict(raw=encrypted({"timestamp": 1650123456789, "request_id": "r"})), 1004),
+    ("stale timestamp", lambda token, user_id: dict(raw=encrypted(  # a whole add: 1004 is checked last
+        {"timestamp": 1650123456789, "request_id": "r", **add_fields(token, user_id)})), 1004),
     ("timestamp in seconds", dict(raw=encrypted({"timestamp": 1650123456, "request_id": "r"})), 1001),
     ("timestamp a string", dict(raw=encrypted({"timestamp": "1650123456789", "request_id": "r"})), 1001),
-    ("no request_id", lambda: dict(raw=encrypted({"timestamp": now_ms()})), 1001),  # sealed when run
+    ("no request_id", lambda *_: dict(raw=encrypted({"timestamp": now_ms()})), 1001),  # sealed when run
 ]
 
 
@@ -232,7 +239,7 @@ BAD = [  # (what is wrong, how to send it, the code)
 def test_bad_envelopes(hash_api, player, app, what, how, code):
     user_id, token = player
     before = ledger_rows(app, user_id)
-    how = how() if callable(how) else how
+    how = how(token, int(user_id)) if callable(how) else how
     assert hash_api.send("order/add", {"token": token}, **how)["code"] == code
     assert ledger_rows(app, user_id) == before
 
@@ -335,47 +342,13 @@ def test_every_envelope_that_does_not_open_gets_the_same_bytes(hash_api, app):
     assert answers == {b'{"code":1002,"msg":"cannot decrypt x"}'}
 
 
-# ---- request_id: remembered for the window ------------------------------------------------------
+# ---- helpers shared with tests/test_hash_request_ids.py -------------------------------------------
 def hash_state(app):
     """Everything a Hash call may change, but the request_ids."""
     with app.extensions["engine"].connect() as conn:
         return (conn.execute(sa.select(schema.ledger).order_by(schema.ledger.c.id)).all(),
                 conn.execute(sa.select(schema.wallets).order_by(schema.wallets.c.id)).all(),
                 conn.execute(sa.select(hash_schema.hash_orders).order_by(hash_schema.hash_orders.c.order_no)).all())
-
-
-def test_a_repeated_request_id_is_refused_with_no_effect(hash_api, player, app):
-    user_id, token = player
-    order = order_no()
-    request_id = {"request_id": uuid.uuid4().hex}
-    first = hash_api.add(token, user_id, order, **request_id)
-    assert first["code"] == 0
-    before = hash_state(app)
-    duplicate = {"code": 1005, "msg": "duplicate request_id"}
-    assert hash_api.add(token, user_id, order, **request_id) == duplicate
-    assert hash_api.add(token, user_id, order_no(), **request_id) == duplicate  # other data too
-    assert hash_api.update(user_id, order, 1, prize=20, **request_id) == duplicate
-    for path in ("user/info", "user/balance"):
-        assert hash_api.send(path, {"token": token, **request_id}) == duplicate
-    assert hash_state(app) == before
-    for path in ("user/info", "user/balance"):  # each endpoint remembers its own request_ids too
-        same = {"token": token, "request_id": uuid.uuid4().hex}
-        assert hash_api.send(path, same)["code"] == 0
-        assert hash_api.send(path, same) == duplicate
-    settle = {"request_id": uuid.uuid4().hex}
-    assert hash_api.update(user_id, order, 1, prize=20, **settle)["data"]["balance"] == 1010
-    assert hash_api.update(user_id, order, 1, prize=20, **settle) == duplicate
-    assert hash_api.update(user_id, order, 1, prize=20)["data"]["balance"] == 1010  # a fresh id: the retry
-
-
-def test_a_refused_call_leaves_its_request_id_free(hash_api, player, app):
-    """A copy rewritten without the key and refused cannot use up the request_id of Hash's own."""
-    user_id, token = player
-    order = order_no()
-    hash_api.add(token, user_id, order)
-    request_id = {"request_id": uuid.uuid4().hex}
-    assert hash_api.update(user_id, order, 1, prize=20, amount=11, **request_id)["code"] == 3001
-    assert hash_api.update(user_id, order, 1, prize=20, **request_id)["data"]["balance"] == 1010
 
 
 def balances_wallet(conn, user_id, currency):
@@ -396,23 +369,6 @@ def hold_the_wallet(app, user_id):
     return conn
 
 
-def test_a_call_without_an_answer_leaves_its_request_id_for_the_retry(database_url, player_app):
-    """5000 (the deadline passed): nothing written, and Hash's retry of the same request works."""
-    app, (user_id, token) = player_app({"LOCK_TIMEOUT_MS": "200", "CALL_DEADLINE_MS": "400"})
-    hash_api = Hash(app)
-    bet = seal({"token": token, "user_id": int(user_id), "order_no": order_no(), "username": "u",
-                "entry_key": "pc28-1", "round_id": 1, "currency": "USDT", "amount": 10,
-                "bet_info": BET_INFO})
-    holder = hold_the_wallet(app, user_id)
-    try:
-        assert hash_api.send("order/add", {}, raw=bet) == {"code": 5000, "msg": "internal error"}
-    finally:
-        holder.rollback()
-        holder.close()
-    assert hash_api.send("order/add", {}, raw=bet)["data"]["balance"] == 990
-    assert hash_api.send("order/add", {}, raw=bet)["code"] == 1005
-
-
 @pytest.fixture
 def player_app(database_url):
     """An app with these settings and a player with 1000 USDT."""
@@ -425,44 +381,6 @@ def player_app(database_url):
     yield make
     for app in made:
         app.extensions["engine"].dispose()
-
-
-def requests_seen(app) -> dict:
-    with app.extensions["engine"].connect() as conn:
-        return dict(conn.execute(sa.select(hash_schema.hash_requests.c.request_id, hash_schema.hash_requests.c.seen_at)).all())
-
-
-def remember(app, request_id, seen_at):
-    with app.extensions["engine"].begin() as conn:
-        conn.execute(sa.insert(hash_schema.hash_requests).values(request_id=request_id, seen_at=seen_at))
-
-
-def test_a_request_id_older_than_the_window_is_accepted_again(hash_api, player, app):
-    _, token = player
-    remember(app, "old", schema.utcnow() - timedelta(milliseconds=300_001))
-    remember(app, "recent", schema.utcnow() - timedelta(milliseconds=299_000))
-    assert hash_api.send("user/info", {"token": token, "request_id": "old"})["code"] == 0
-    assert hash_api.send("user/info", {"token": token, "request_id": "recent"})["code"] == 1005
-    assert requests_seen(app)["old"] > schema.utcnow() - timedelta(seconds=60)  # claimed afresh
-    assert hash_api.send("user/info", {"token": token, "request_id": "old"})["code"] == 1005
-
-
-def test_a_request_stamped_ahead_of_our_clock_is_remembered_from_its_timestamp(hash_api, player, app):
-    _, token = player
-    ahead = int(time.time() * 1000) + 200_000
-    assert hash_api.send("user/info", {"token": token, "request_id": "ahead", "timestamp": ahead})[
-        "code"] == 0
-    seen = requests_seen(app)["ahead"]
-    assert abs((seen - datetime(1970, 1, 1)).total_seconds() * 1000 - ahead) < 1
-
-
-def test_old_request_ids_are_purged(hash_api, player, app):
-    _, token = player
-    remember(app, "old", schema.utcnow() - timedelta(days=1))
-    for _ in range(hash_orders.PURGE_EVERY):  # a purge runs every PURGE_EVERY calls of a process
-        assert hash_api.send("user/info", {"token": token})["code"] == 0
-    seen = requests_seen(app)
-    assert "old" not in seen and len(seen) >= hash_orders.PURGE_EVERY - 1  # the recent ones stay
 
 
 # ---- an update must describe the stored bet -------------------------------------------------------
@@ -532,10 +450,13 @@ def test_a_payout_over_the_multiple_of_the_stake_is_refused(hash_api, player, ap
                            )["data"]["balance"] == Decimal("1009.99")
 
 
+NO_ODDS = '[{"key":"Big","name":"Big","amount":10}]'  # bet_info that says nothing of what it could win
+
+
 def test_the_payout_multiple_is_a_setting(player_app):
     app, (user_id, token) = player_app({"HASH_MAX_PAYOUT_MULTIPLE": "2"})
     hash_api, order = Hash(app), order_no()
-    hash_api.add(token, user_id, order)
+    hash_api.add(token, user_id, order, bet_info=NO_ODDS)
     assert hash_api.update(user_id, order, 1, prize=21)["code"] == 3001
     assert hash_api.update(user_id, order, 1, prize=20)["data"]["balance"] == 1010
 
@@ -634,19 +555,20 @@ def test_text_no_database_can_store_is_1001_naming_the_field(hash_api, player, a
     assert hash_state(app) == before
 
 
-KEYS = {"user/info": ["token", "request_id"], "order/add": ["token", "order_no"],
-        "order/update": ["order_no"]}
+KEYS = {"user/info": ["token", "request_id"], "user/balance": ["currency"],
+        "order/add": ["token", "order_no", "currency"], "order/update": ["order_no", "currency"]}
 
 
 @pytest.mark.parametrize("blank", [" ", "\t"])
 @pytest.mark.parametrize("path, field", [(path, field) for path, fields in KEYS.items() for field in fields])
 def test_a_key_with_a_blank_around_it_is_1001_on_every_database(hash_api, player, app, path, field, blank):
     """Was, on MariaDB: order/add "H1 " after "H1" answered the first add's success and debited
-    nothing, while PostgreSQL booked a second bet (PAD SPACE collations)."""
+    nothing, while PostgreSQL booked a second bet (PAD SPACE collations); and an add in "USDT "
+    debited the USDT wallet, after which every update was 3001."""
     user_id, token = player
     order = order_no()
     assert hash_api.add(token, user_id, order)["code"] == 0
-    value = {"token": token, "order_no": order, "request_id": order}[field] + blank
+    value = {"token": token, "order_no": order, "request_id": order, "currency": "USDT"}[field] + blank
     before = hash_state(app)
     for keyed in (value, blank + value.strip()):
         assert call(hash_api, path, token, user_id, order, {field: keyed}) == {
@@ -696,3 +618,168 @@ def test_each_text_field_at_its_limit_and_one_past_it(hash_api, player, app, pat
     answer = call(hash_api, path, token, user_id, order_no(), {field: at_length(field, limit + 1)})
     assert answer["code"] == 1001 and answer["msg"].startswith(f"invalid parameters: {field} must be")
     assert hash_state(app) == before
+
+
+# ---- an add for a refunded order is no retry ------------------------------------------------------
+@pytest.mark.parametrize("final", [2, 4])
+def test_an_add_for_a_refunded_order_is_refused_like_a_tombstone(either, final):
+    """Was: SUCCESS with no stake taken, and Hash's later settle got 3003 for ever."""
+    hash_api, (user_id, token) = either
+    order = order_no()
+    hash_api.add(token, user_id, order)
+    assert hash_api.update(user_id, order, final)["data"]["balance"] == 1000
+    assert hash_api.add(token, user_id, order) == {
+        "code": 3001, "msg": "order_no already used with different data: the order was refunded"}
+    assert hash_api.send("user/balance", {"token": token, "currency": "USDT"})["data"]["balance"] == 1000
+
+
+def test_an_add_after_hash_reconcile_refunded_the_order_is_refused(hash_api, player, app):
+    """hash-reconcile refunds through the same rule, without a request_id (wallet/hash/reconcile.py)."""
+    user_id, token = player
+    order = order_no()
+    hash_api.add(token, user_id, order)
+    app.extensions["hash_wallet"].order_update(
+        user_id=int(user_id), order_no=order, currency="USDT", amount=Decimal(10), status=2,
+        prize=Decimal(0), tax=Decimal(0), bonus=Decimal(0), bet_info=BET_INFO, entry_key="pc28-1",
+        round_id="72847940")
+    assert hash_api.add(token, user_id, order)["code"] == 3001
+    assert [r.op for r in ledger_rows(app, user_id) if r.ref == order] == ["order_add", "order_refund"]
+
+
+def test_a_retried_add_for_a_settled_order_is_still_the_same_bet(hash_api, player):
+    user_id, token = player
+    order = order_no()
+    hash_api.add(token, user_id, order)
+    hash_api.update(user_id, order, 1, prize=15)
+    assert hash_api.add(token, user_id, order)["data"]["balance"] == 1005  # the stake stays taken
+
+
+# ---- float64 artefacts and the precision rule (docs/hash.md §11.5) ---------------------------------
+def with_numbers(plain: dict, **texts) -> str:
+    """A request body whose named fields are written as the exact number texts given."""
+    fields = {"timestamp": now_ms(), "request_id": uuid.uuid4().hex, **plain,
+              **{name: f"@{name}@" for name in texts}}
+    text = dumps(fields)
+    for name, number in texts.items():
+        text = text.replace(f'"@{name}@"', number)
+    return json.dumps({"x": encrypt(text.encode(), HASH_SECRET)})
+
+
+def update_plain(user_id, order, status=1, **fields):
+    return {"user_id": str(user_id), "username": "u", "order_no": order, "entry_key": "pc28-1",
+            "round_id": "72847940", "amount": 10, "currency": "USDT", "status": status, "prize": 0,
+            "tax": 0, "bonus": 0, "bet_time": 1749200012000, "bet_info": BET_INFO, **fields}
+
+
+def stored_order(app, order):
+    with app.extensions["engine"].connect() as conn:
+        return conn.execute(sa.select(hash_schema.hash_orders).where(
+            hash_schema.hash_orders.c.order_no == order)).one()
+
+
+def test_a_float64_computed_prize_settles_as_the_value_it_stands_for(hash_api, player, app):
+    """1.15 × 1.95 in float64 is written 2.2424999999999997 by Go, JavaScript and Python alike.
+    Was: 1001 on all ten tries, and the order open with the stake for ever."""
+    user_id, token = player
+    order = order_no()
+    assert hash_api.send("order/add", {}, raw=with_numbers(
+        add_fields(token, int(user_id), order), amount=repr(0.1 + 0.2)))["data"]["balance"] == Decimal("999.7")
+    settle = with_numbers(update_plain(user_id, order), amount="0.30000000000000004",
+                          prize=repr(1.15 * 1.95))
+    assert repr(1.15 * 1.95) == "2.2424999999999997"
+    assert hash_api.send("order/update", {}, raw=settle)["data"]["balance"] == Decimal("1001.9425")
+    assert stored_order(app, order).prize == Decimal("2.2425")
+    assert [r.amount for r in ledger_rows(app, user_id) if r.ref == order] == [Decimal("-0.3"),
+                                                                             Decimal("2.2425")]
+
+
+def test_an_amount_truly_more_precise_is_refused_at_add_and_counted(hash_api, player, app, caplog):
+    user_id, token = player
+    before = hash_state(app)
+    with caplog.at_level(logging.WARNING, logger="wallet.hash.blueprint"):
+        assert hash_api.send("order/add", {}, raw=with_numbers(
+            add_fields(token, int(user_id)), amount="1.0000001")) == {
+            "code": 1001, "msg": "invalid parameters: amount: more than 6 decimal places"}
+    assert hash_state(app) == before
+    assert [r.alarm for r in caplog.records if hasattr(r, "alarm")] == ["hash_amount_too_precise"]
+
+
+def test_a_result_truly_more_precise_closes_the_order_rounded_toward_the_house(hash_api, player, app,
+                                                                               caplog):
+    """Was: 1001 on every try, the order open for ever. Now: prize and bonus down, tax up, the order
+    closed, a WARNING with the alarm field for each (docs/hash.md §11.5)."""
+    user_id, token = player
+    order = order_no()
+    hash_api.add(token, user_id, order)
+    settle = with_numbers(update_plain(user_id, order), prize="12.3456789", tax="0.0000001",
+                          bonus="0.9999999")
+    with caplog.at_level(logging.WARNING, logger="wallet.hash.blueprint"):
+        assert hash_api.send("order/update", {}, raw=settle)["data"]["balance"] == Decimal("1003.345677")
+    stored = stored_order(app, order)
+    assert (stored.status, stored.prize, stored.tax, stored.bonus) == (
+        1, Decimal("12.345678"), Decimal("0.000001"), Decimal("0.999999"))
+    assert [r.alarm for r in caplog.records if hasattr(r, "alarm")] == ["hash_amount_rounded"] * 3
+    assert hash_api.send("order/update", {}, raw=with_numbers(  # Hash's retry: the same outcome
+        update_plain(user_id, order), prize="12.3456789", tax="0.0000001", bonus="0.9999999")
+                         )["data"]["balance"] == Decimal("1003.345677")
+
+
+def test_amounts_are_stored_at_six_places_on_every_database(hash_api, player, app):
+    """Was, on SQLite: a tax of 0e-1000000 stored as a 1 MB text, three times per settle."""
+    user_id, token = player
+    order = order_no()
+    assert hash_api.send("order/add", {}, raw=with_numbers(
+        add_fields(token, int(user_id), order), amount="1e1"))["code"] == 0
+    assert hash_api.send("order/update", {}, raw=with_numbers(
+        update_plain(user_id, order), prize="0e-1000000", tax="0e-1000000", bonus="0E+5")
+                         )["code"] == 0
+    columns = [hash_schema.hash_orders.c[name] for name in ("amount", "prize", "tax", "bonus", "payout")]
+    with app.extensions["engine"].connect() as conn:  # as the database holds them, as text
+        texts = conn.execute(sa.select(*(sa.cast(column, sa.String) for column in columns)).where(
+            hash_schema.hash_orders.c.order_no == order)).one()
+    assert max(len(text) for text in texts) <= len("10.000000")
+    assert stored_order(app, order).amount == 10
+
+
+@pytest.mark.parametrize("number", ["0." + "0" * 200, "1" + "0" * 5000])
+def test_an_absurdly_long_number_text_is_1001(hash_api, player, app, number):
+    user_id, token = player
+    before = hash_state(app)
+    assert hash_api.send("order/add", {}, raw=with_numbers(
+        add_fields(token, int(user_id)), amount=number)) == {
+        "code": 1001, "msg": "invalid parameters: amount: number text longer than 100 characters"}
+    assert hash_state(app) == before
+
+
+# ---- a settle may pay what the stored bet could win (docs/hash.md §11.4) ---------------------------
+TWO_SUB_BETS = '[{"key":"Big","name":"Big","odds":195,"amount":6},{"key":"Even","name":"Even","odds":200,"amount":4}]'
+
+
+def test_a_settle_is_bounded_by_what_the_bets_sub_bets_could_win(hash_api, player, app, caplog):
+    """Was: any payout up to 1000 times the stake, e.g. a lost bet of 10 rewritten to pay 10,000.
+    Here the sub-bets could win 6 × 1.95 + 4 × 2.00 = 19.7, plus one stake of bonus allowance."""
+    user_id, token = player
+    order = order_no()
+    hash_api.add(token, user_id, order, bet_info=TWO_SUB_BETS)
+    hash_api.update(user_id, order, 3, bet_info='[{"key":"Big","odds":100000,"amount":10}]')
+    before = hash_state(app)
+    with caplog.at_level(logging.ERROR, logger="wallet.hash.orders"):
+        for prize, bonus in ((10000, 0), (Decimal("29.700001"), 0), (20, Decimal("9.700001"))):
+            assert hash_api.update(user_id, order, 1, prize=prize, bonus=bonus) == {
+                "code": 3001, "msg": "order_no already used with different data: payout is more "
+                                     "than its bet_info could win plus the bonus allowance"}
+    assert hash_state(app) == before
+    assert {r.alarm for r in caplog.records if hasattr(r, "alarm")} == {"hash_payout_over_bound"}
+    assert hash_api.update(user_id, order, 1, prize=Decimal("19.7"), bonus=10)["data"]["balance"] == Decimal(
+        "1019.7")
+
+
+@pytest.mark.parametrize("bet_info", [
+    NO_ODDS, '[{"key":"Big","odds":1.95,"amount":10}]', '[{"key":"Big","odds":200,"amount":5}]', "[]"])
+def test_bet_info_that_says_nothing_usable_falls_back_to_the_multiple(hash_api, player, bet_info):
+    """No odds, odds not in hundredths, sub-bets that do not add up to the stake, none at all."""
+    user_id, token = player
+    order = order_no()
+    hash_api.add(token, user_id, order, bet_info=bet_info)
+    assert hash_api.update(user_id, order, 1, prize=10001)["code"] == 3001
+    assert hash_api.update(user_id, order, 1, prize=10000)["data"]["balance"] == 10990

@@ -106,7 +106,8 @@ class OrderModel:
     def add(self, order_no, amount):
         if order_no in self.orders:
             known = self.orders[order_no]
-            return self.balance if known[2] and known[0] == amount else 3001
+            holds_stake = known[2] and known[1] not in (2, 4)  # a refunded order is no retry's
+            return self.balance if holds_stake and known[0] == amount else 3001
         if self.balance < amount:
             return 2002
         self.balance -= amount

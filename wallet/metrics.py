@@ -10,6 +10,10 @@ What a scrape shows:
   `wallet_db_deadline_passed_total`: calls that ran out of CALL_DEADLINE_MS. Both are counted from
   db.py's own log records on logger `wallet.core.db` (their `retry_reason` / `deadline_passed`
   fields), so they count only while that logger passes INFO records (the app's default);
+- `wallet_alarms_total{reason}`: log records that carry an `alarm` field, on any `wallet.*` logger
+  (e.g. `hash_request_id_reused`: another body under a Hash request_id already applied, what a
+  rewritten capture looks like; `hash_payout_over_bound`; `hash_amount_too_precise`,
+  `hash_amount_rounded`: docs/hash.md §11.5). Alert on any increase;
 - `wallet_open_bets{provider, older_than_seconds}`: 100HP withdrawals and Hash orders still open,
   and `wallet_database_up`: read from the database at scrape time, one query per provider.
   Open bets are found by each provider's (status, created_at) index.
@@ -50,6 +54,9 @@ RETRIES = Counter("wallet_db_retries", "Transaction runs retried by wallet/core/
 DEADLINES = Counter("wallet_db_deadline_passed", "Calls whose CALL_DEADLINE_MS passed (702 / 5000)",
                     registry=COUNTERS)
 
+ALARMS = Counter("wallet_alarms", "Refusals that look like tampering, and amounts the rules changed, "
+                 "by reason (the `alarm` field of their log line)", ["reason"], registry=COUNTERS)
+
 bp = Blueprint("metrics", __name__)
 
 
@@ -62,6 +69,9 @@ def install(app) -> None:
     db_log = logging.getLogger("wallet.core.db")
     if not any(isinstance(handler, RetryCounter) for handler in db_log.handlers):  # once a process
         db_log.addHandler(RetryCounter())
+    wallet_log = logging.getLogger("wallet")
+    if not any(isinstance(handler, AlarmCounter) for handler in wallet_log.handlers):
+        wallet_log.addHandler(AlarmCounter())
 
 
 class CallMetrics:
@@ -101,6 +111,15 @@ class RetryCounter(logging.Handler):
             RETRIES.labels(reason).inc()
         if getattr(record, "deadline_passed", False):
             DEADLINES.inc()
+
+
+class AlarmCounter(logging.Handler):
+    """Counts the log records of wallet.* that carry an `alarm` field (wallet/hash/orders.py)."""
+
+    def emit(self, record):
+        reason = getattr(record, "alarm", None)
+        if reason:
+            ALARMS.labels(reason).inc()
 
 
 class OpenBets:

@@ -1,10 +1,12 @@
 """Flask blueprint for the Hash Game merchant API (docs/hash.md §3, §4): all four endpoints.
 
 Per request: check the `merchant-id` header (1003), open the `{"x": ...}` envelope in the IV form
-HASH_IV_MODE names (1002, one answer for every way it can fail), check the plaintext's `timestamp`
-window (1004) and `request_id`, validate the fields (1001: every text field must be storable on
-every database, within the same limit everywhere), then hand the call to the app's HashWallet (wallet/hash/orders.py),
-which also refuses a request_id seen within the window (1005). Answers are HTTP 200 with
+HASH_IV_MODE names (1002, one answer for every way it can fail), read the plaintext's `timestamp`
+and `request_id`, validate the fields (1001: every text field must be storable on every database,
+within the same limit everywhere; amounts by the precision rule of docs/hash.md §11.5), then hand
+the call to the app's HashWallet (wallet/hash/orders.py), which answers a re-send of a request it
+applied as the retry it is, refuses another body under an applied request_id (1005) and, for a
+request not applied before, a timestamp out of the window (1004). Answers are HTTP 200 with
 `{"code", "msg", "data"}` (§3.7), balances as JSON numbers written from the Decimal, never
 through float. This module never touches SQL.
 """
@@ -15,17 +17,17 @@ import re
 import secrets
 import time
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from ..core.db import DatabaseUnavailable
-from ..core.money import AmountError, parse_hash_amount
+from ..core.money import AmountError, TooPrecise, hash_amount_rounded, parse_hash_amount
 from ..core.schema import storable
 from ..guard import address_allowed, note_reference, note_result
 from .envelope import EnvelopeError, decrypt, encrypt
-from .orders import HashError, RequestId
+from .orders import HashError, RequestId, request_digest
 
 bp = Blueprint("hash", __name__, url_prefix="/api/v2")
 log = logging.getLogger(__name__)
@@ -39,8 +41,8 @@ def allowed_address():
         raise HashError(1003)  # the provider's auth error; the log line says why
 
 
-def open_envelope() -> tuple[dict, RequestId]:
-    """The request's plaintext, and its request_id for the rule against replays."""
+def open_envelope(endpoint: str) -> tuple[dict, RequestId]:
+    """The request's plaintext, and what the request_id rule needs to know of it."""
     config = current_app.config
     merchant_id = request.headers.get("merchant-id", "")
     if not hmac.compare_digest(merchant_id.encode(), config["HASH_MERCHANT_ID"].encode()):
@@ -59,12 +61,12 @@ def open_envelope() -> tuple[dict, RequestId]:
     timestamp = plain.get("timestamp")
     if type(timestamp) is not int or not 10**12 <= timestamp < 10**13:
         raise HashError(1001, "timestamp must be 13-digit milliseconds")
-    now_ms = time.time() * 1000
-    window_ms = int(config["HASH_TIMESTAMP_WINDOW_MS"])
-    if abs(now_ms - timestamp) > window_ms:
-        raise HashError(1004)
-    return plain, RequestId(key(plain, "request_id", max_len=128), _utc(timestamp), _utc(now_ms),
-                            timedelta(milliseconds=window_ms))
+    # The window (1004) is the rule's to check (wallet/hash/orders.py): a re-send of a request
+    # already applied keeps its first timestamp and is answered whatever its age.
+    window = timedelta(milliseconds=int(config["HASH_TIMESTAMP_WINDOW_MS"]))
+    return plain, RequestId(key(plain, "request_id", max_len=128), _utc(timestamp),
+                            _utc(time.time() * 1000), window, endpoint,
+                            request_digest(endpoint, plain))
 
 
 def _utc(ms: float) -> datetime:
@@ -83,7 +85,7 @@ def text(plain, name, *, max_len=255, default=None):
 
 
 def key(plain, name, *, max_len=255):
-    """A value rows are found by (order_no, request_id, token): no blank at either end. MySQL's and
+    """A value rows are found by (order_no, request_id, token, currency): no blank at either end. MySQL's and
     MariaDB's PAD SPACE collations find "H1" for "H1 " and the other databases do not, so such a key
     is refused on all of them alike (docs/hash.md §11.4)."""
     value = text(plain, name, max_len=max_len)
@@ -109,9 +111,22 @@ def round_id(plain) -> str:
     return text({"round_id": value}, "round_id", max_len=64)
 
 
-def money(plain, name, *, positive=False) -> Decimal:
+def money(plain, name, *, positive=False, excess=None) -> Decimal:
+    """An amount at 6 places by docs/hash.md §11.5: a float64 artefact is the value it stands for; a
+    value truly more precise is 1001 unless `excess` names the direction to round it (ROUND_DOWN,
+    ROUND_UP: toward the house), which is logged and counted."""
+    sent = plain.get(name)
     try:
-        value = parse_hash_amount(plain.get(name))
+        value = parse_hash_amount(sent)
+    except TooPrecise as exc:
+        if excess is None:
+            log.warning("Hash %s refused: %s %s has more than 6 decimal places", request.path, name,
+                        exc.value, extra={"alarm": "hash_amount_too_precise"})
+            raise HashError(1001, f"{name}: {exc}") from None
+        value = hash_amount_rounded(exc.value, excess)
+        log.warning("Hash %s: %s %s has more than 6 decimal places, booked as %s (toward the "
+                    "house, docs/hash.md §11.5)", request.path, name, exc.value, value,
+                    extra={"alarm": "hash_amount_rounded"})
     except AmountError as exc:
         raise HashError(1001, f"{name}: {exc}") from None
     if positive and value == 0:
@@ -137,6 +152,20 @@ def bet_info(plain) -> str:
                           f"{BET_INFO_BYTES} bytes in UTF-8")
 
 
+def currency(plain, default=None) -> str:
+    """A key too: "USDT " found the USDT wallet on MariaDB and no wallet elsewhere (§11.4)."""
+    return key({"currency": plain.get("currency", default)}, "currency", max_len=16)
+
+
+def result(plain) -> dict:
+    """An update's prize, tax and bonus (§4.4). Past 6 places (not a float64 artefact), each is
+    rounded toward the house: prize and bonus down, tax up, so that neither payout formula pays
+    more than was sent (docs/hash.md §11.5); the order is closed, never left open for it."""
+    return {"prize": money(plain, "prize", excess=ROUND_DOWN),
+            "tax": money(plain, "tax", excess=ROUND_UP),
+            "bonus": money(plain, "bonus", excess=ROUND_DOWN)}
+
+
 def status(plain) -> int:
     value = plain.get("status")
     if type(value) is not int or value not in range(5):
@@ -152,37 +181,35 @@ def merchant():
 
 @bp.post("/user/info")
 def user_info():
-    plain, request_id = open_envelope()
+    plain, request_id = open_envelope("user/info")
     return success(merchant().user_info(key(plain, "token"), request_id))
 
 
 @bp.post("/user/balance")
 def user_balance():
-    plain, request_id = open_envelope()
-    return success(merchant().user_balance(key(plain, "token"),
-                                           text(plain, "currency", max_len=16, default="USDT"),
+    plain, request_id = open_envelope("user/balance")
+    return success(merchant().user_balance(key(plain, "token"), currency(plain, default="USDT"),
                                            request_id))
 
 
 @bp.post("/order/add")
 def order_add():
-    plain, request_id = open_envelope()
+    plain, request_id = open_envelope("order/add")
     return success(merchant().order_add(
         token=key(plain, "token"), user_id=user_id(plain),
         order_no=key(plain, "order_no", max_len=64),
-        currency=text(plain, "currency", max_len=16, default="USDT"),  # optional, default USDT
+        currency=currency(plain, default="USDT"),  # optional, default USDT
         amount=money(plain, "amount", positive=True), entry_key=text(plain, "entry_key", max_len=64),
         round_id=round_id(plain), bet_info=bet_info(plain), request_id=request_id))
 
 
 @bp.post("/order/update")
 def order_update():
-    plain, request_id = open_envelope()
+    plain, request_id = open_envelope("order/update")
     return success(merchant().order_update(
         user_id=user_id(plain), order_no=key(plain, "order_no", max_len=64),
-        currency=text(plain, "currency", max_len=16), amount=money(plain, "amount", positive=True),
-        status=status(plain), prize=money(plain, "prize"), tax=money(plain, "tax"),
-        bonus=money(plain, "bonus"), bet_info=bet_info(plain),
+        currency=currency(plain), amount=money(plain, "amount", positive=True),
+        status=status(plain), **result(plain), bet_info=bet_info(plain),
         entry_key=text(plain, "entry_key", max_len=64), round_id=round_id(plain),
         request_id=request_id))
 

@@ -7,12 +7,18 @@ in §11.1) travels in one of two forms:
 HASH_IV_MODE names the one form accepted on the way in and used on the way out. `accept-both`
 opens either (for a sandbox while the provider's form is unknown) and sends `prefix`.
 
-Why one form only: the envelope has no MAC (§3.1), so it is not tamper-proof. In the prefix form,
-whoever holds a captured `x` sets the first 16 bytes of its plaintext to anything by changing the
-IV (CBC: plaintext block 1 = decrypted block 1 XOR IV). A key16 `x` read as prefix loses its first
-block and its second becomes settable the same way. Read as key16 only, a changed first block
-decrypts to noise, which is not JSON. The rules in wallet/hash/orders.py stop what tampering
-within the first block of a prefix `x` can still do.
+What the envelope does not protect (§3.1, §11.1): it has no MAC, so it keeps `x` secret but not
+intact. Without the key, whoever holds a captured `x` can set ANY 16-byte block of its plaintext
+(CBC: plaintext block i = decrypt(ciphertext block i) XOR ciphertext block i-1): drop the blocks
+before the one to change and send the block before it as the IV. This works in the prefix form
+(where the IV is simply the first 16 bytes) and in key16 read as prefix. The result opens, pads
+and parses whenever the kept blocks still make a JSON object, so "it decrypted" proves nothing
+about who wrote it. What stops a rewritten message from moving money is only the rules in
+wallet/hash/orders.py (an update must describe the stored bet, a settle may pay no more than the
+stored bet could win, a request_id already applied with another body is an alarm); what would
+close the hole is a MAC or a signature from Hash, which it does not publish (docs/hash.md §10).
+One IV form is accepted, not both: a key16 `x` read as prefix would open with its first block
+dropped, handing a rewriter a second reading of every capture.
 
 No padding oracle: every failure to open `x` (not Base64, not whole blocks, bad padding, not UTF-8,
 not JSON, not an object) raises the same EnvelopeError after the same work: every accepted form
@@ -26,6 +32,8 @@ import os
 from decimal import Decimal
 
 from Crypto.Cipher import AES
+
+from ..core.money import json_float, json_int
 from Crypto.Util.Padding import pad
 
 BLOCK = 16
@@ -51,7 +59,8 @@ def encrypt(payload: bytes, secret: str, iv_mode: str = "prefix", iv: bytes | No
 
 def decrypt(x: str, secret: str, iv_mode: str) -> dict:
     """The JSON object inside `x` in the form(s) `iv_mode` accepts (HASH_IV_MODE), numbers with a
-    fraction (and NaN, Infinity) read as Decimal. With accept-both, prefix wins if both open."""
+    fraction (and NaN, Infinity) read as Decimal; a number text over MAX_NUMBER_TEXT characters is
+    left unread as a LongNumber (wallet/core/money.py), which no field accepts (1001). With accept-both, prefix wins if both open."""
     raw = _base64(x)
     key = secret.encode()
     opened = []
@@ -83,7 +92,8 @@ def _open(key: bytes, iv: bytes, sealed: bytes):
     plain = AES.new(key, AES.MODE_CBC, iv).decrypt(sealed)
     text, padded = _unpad(plain)
     try:
-        value = json.loads(text.decode("utf-8"), parse_float=Decimal, parse_constant=Decimal)
+        value = json.loads(text.decode("utf-8"), parse_float=json_float, parse_int=json_int,
+                           parse_constant=Decimal)
     except (ValueError, RecursionError):  # not UTF-8 (UnicodeDecodeError is a ValueError), not JSON
         value = None
     return value if whole and padded else None

@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from ..core.money import BALANCE_LIMIT
-from .orders import HashWallet, Session, Wallet, utcnow
+from .orders import AppliedRequest, HashWallet, Session, Wallet, utcnow
 
 
 class MemoryHashWallet(HashWallet):
@@ -20,7 +20,7 @@ class MemoryHashWallet(HashWallet):
         self.wallets = {}    # wallet_id -> Wallet
         self.sessions = {}   # token -> [player_id, expires_at, closed]
         self.orders = {}     # order_no -> Order
-        self.requests = {}   # request_id -> seen_at
+        self.requests = {}   # (endpoint, request_id) -> AppliedRequest
         self.ledger = []     # (wallet_id, op, order_no, amount, balance_after)
 
     # ---- sandbox set-up ----
@@ -97,13 +97,17 @@ class MemoryHashWallet(HashWallet):
         self.ledger.append((wallet.id, op, order_no, amount, balance))
         return balance
 
-    def request_seen_at(self, _store, request_id):
-        return self.requests.get(request_id)
+    def applied_request(self, _store, endpoint, request_id):
+        return self.requests.get((endpoint, request_id))
 
-    def remember_request(self, _store, request_id, seen_at):
-        self.requests[request_id] = seen_at
+    def remember_request(self, _store, request):
+        self.requests[request.endpoint, request.value] = AppliedRequest(request.digest, request.seen_at)
 
-    def forget_requests(self, _store, before, request_id=None):
-        for seen in [request_id] if request_id else list(self.requests):
-            if seen in self.requests and self.requests[seen] < before:
-                del self.requests[seen]
+    def forget_request(self, _store, endpoint, request_id):
+        del self.requests[endpoint, request_id]
+
+    def forget_requests(self, _store, before, limit):
+        old = sorted((seen.seen_at, key) for key, seen in self.requests.items() if seen.seen_at < before)
+        for _, key in old[:limit]:
+            del self.requests[key]
+        return len(old[:limit])

@@ -10,20 +10,28 @@ once, 2 and 4 refund the stake once, 0 and 3 move no money; a final order never 
 The error codes are ours: Hash has not published its table (§7). The README repeats this table.
 
 The rules, as a call meets them (each is ours unless a section is named):
-- request_id (§3.8 asks for "a unique ID"): a request_id seen within the timestamp window
-  (HASH_TIMESTAMP_WINDOW_MS) is refused 1005 "duplicate request_id", with no effect. It counts as
-  seen from the later of our clock and the request's own timestamp, so it is remembered for as
-  long as a replay's timestamp could still pass the window check. It is claimed in the same
-  transaction as the call's operation, so only a call that succeeds claims it: a call refused by a
-  rule below, or one that gets no answer (5000: deadline passed, database down), leaves it free.
-  Why: §3.8 warns that Hash's order/update retries may reuse the request_id, and a retry after a
-  5000 must go through; and a copy of Hash's request rewritten without the key and sent first
-  (refused by a rule below) must not use up the request_id of Hash's own. The price: a refused
-  request replayed within the window is judged again (a bet refused 2002 could be taken after a
-  top-up; Hash counts it as failed, and hash-reconcile refunds what Hash does not know). A retry
-  after a success whose answer was lost gets 1005 until the window has passed (the money moved
-  once, on the first); with a fresh request_id it answers success again. Old entries are purged
-  every PURGE_EVERY calls of a process, outside the money transactions.
+- request_id (§3.8 asks for "a unique ID"; the rule is ours, docs/hash.md §11.2): the wallet
+  remembers each request it APPLIED (answered 0, or committed and then answered 5000), keyed by
+  (endpoint, request_id), with a digest of the endpoint and the decrypted body. The check order:
+  1. the same endpoint and request_id applied before, same digest: Hash's retry of a request whose
+     answer it did not get. Answered as the retry it is: success with the order's current state,
+     nothing moved, whatever the request's timestamp (a byte-identical re-send keeps the first
+     one's). An order/add whose order was refunded since is 3001, as any add for it.
+  2. the same, another digest: 1005, an ERROR log line and the alarm metric. Hash never sends two
+     bodies under one request_id; a copy rewritten without the key (the envelope has no MAC,
+     wallet/hash/envelope.py) does.
+  3. else the timestamp must be in the window (1004): HASH_TIMESTAMP_WINDOW_MS either way, and for
+     order/update up to RETRY_SPAN more in the past, since Hash re-sends an update for 10 minutes
+     (§6.3) and may re-send the very first body: an update first sent 9 minutes ago and never
+     applied is applied.
+  4. the call runs; the memory row is inserted first in its transaction, so only a call that
+     succeeds is remembered (a refusal, a 5000 before COMMIT leave the request_id free) and a twin
+     in flight waits for it, then meets case 1 or 2.
+  A request to one endpoint never uses up another's request_id. Rows are kept RETENTION (the
+  widest window plus the retry span) after the later of our clock and the request's timestamp, so
+  no re-send that could still pass step 3 finds its row gone; each PURGE_EVERY-th call of a process
+  deletes up to PURGE_BATCH older rows inside its own transaction, skipping rows another
+  transaction holds: housekeeping never waits, and never runs outside the call's deadline.
 - sessions: a token whose session is closed (close-session) or past its expires_at
   (SESSION_LIFETIME_MINUTES) is no token: 2001 for user/info, user/balance and order/add. A
   blocked player still gets user/info and user/balance; order/add is refused 2001 "player is
@@ -33,17 +41,24 @@ The rules, as a call meets them (each is ours unless a section is named):
   final status must repeat its prize, tax and bonus, else 3001. Both write an ERROR log line
   naming what differs. These stop an update rewritten without the key (the envelope has no MAC,
   wallet/hash/envelope.py) from being applied to another order, or as a second, different result.
-- a settle pays at most HASH_MAX_PAYOUT_MULTIPLE (default 1000) times the stake, else 3001 and an
-  ERROR log line. Only the top-level amount and payout are used: bet_info's odds are not, since
-  the doc's own example (§6.5: amount 1, odds 200 meaning 2.00x, prize 200) does not agree with
-  itself on their units.
+- a settle pays at most what the stored bet could win (docs/hash.md §6.5, §11.4): where the
+  add's bet_info lists its sub-bets, each with an `amount` and integer `odds` (× 100, at least 100)
+  and the amounts add up to the stake, the sum of amount × odds / 100 plus BONUS_ALLOWANCE stakes
+  for a bonus; else HASH_MAX_PAYOUT_MULTIPLE (default 1000) times the stake. Above it: 3001, an
+  ERROR log line and the alarm metric. An update before the final one never replaces the add's
+  bet_info, so the bound is the add's.
 - a credit that would take a balance to 1e18 or more (wallet/core/ledger.py BalanceLimit) is refused
   1001 "amount would take the balance over the wallet's limit", nothing written.
 
 Lock order, in every transaction: the request_id row (a twin in flight waits there holding
-nothing), then the wallet row, then the order.
+nothing), then the wallet row, then the order. The purge takes only rows nobody holds.
+
+Alarms (a refusal that looks like tampering, or an amount changed by the precision rule) are log
+lines with an `alarm` field, which wallet/metrics.py counts as wallet_alarms_total{reason}.
 """
+import hashlib
 import itertools
+import json
 import logging
 from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
@@ -74,7 +89,10 @@ CODES = {
 PENDING, SUCCESS, FAILED, PENDING_SETTLEMENT, CANCELLED = 0, 1, 2, 3, 4  # §6.1
 FINAL = (SUCCESS, FAILED, CANCELLED)
 DEFAULT_MAX_PAYOUT_MULTIPLE = 1000  # HASH_MAX_PAYOUT_MULTIPLE
-PURGE_EVERY = 100  # calls of one process between two purges of old request_ids
+BONUS_ALLOWANCE = 1  # stakes a settle may pay above what its sub-bets could win (a bonus)
+RETRY_SPAN = timedelta(minutes=11)  # Hash re-sends an order/update for 10 minutes (§6.3), and a minute's slack
+PURGE_EVERY = 10    # calls of one process between two bounded purges of old request_ids
+PURGE_BATCH = 50    # rows one purge deletes at most: 5 a call, more than the 1 a call adds
 
 
 class HashError(Exception):
@@ -118,13 +136,40 @@ class RequestId(NamedTuple):
     """What the request_id rule needs to know of a call from Hash (all times naive UTC)."""
     value: str
     timestamp: datetime    # the request's own `timestamp`
-    received_at: datetime  # when the blueprint checked that timestamp
+    received_at: datetime  # when the blueprint opened it
     window: timedelta      # HASH_TIMESTAMP_WINDOW_MS
+    endpoint: str = ""     # "order/update", ...: a request_id is remembered per endpoint
+    digest: str = ""       # request_digest(endpoint, plaintext)
 
     @property
     def seen_at(self) -> datetime:
         """From when it is remembered: a timestamp ahead of our clock passes the window check longer."""
         return max(self.received_at, self.timestamp)
+
+    @property
+    def oldest_accepted(self) -> datetime:
+        """The oldest timestamp a request not applied before may carry (§6.3: updates are re-sent
+        for RETRY_SPAN)."""
+        span = RETRY_SPAN if self.endpoint == "order/update" else timedelta(0)
+        return self.received_at - self.window - span
+
+    @property
+    def remembered_since(self) -> datetime:
+        """Rows seen before this are no longer needed: no re-send of theirs passes the window."""
+        return self.received_at - self.window - RETRY_SPAN
+
+
+class AppliedRequest(NamedTuple):
+    digest: str
+    seen_at: datetime
+
+
+def request_digest(endpoint: str, plain: dict) -> str:
+    """SHA-256 of the endpoint and the decrypted body as the wallet reads it (keys sorted, numbers
+    as their text), so a fresh encryption of the same body has the same digest."""
+    body = json.dumps(plain, sort_keys=True, ensure_ascii=True, separators=(",", ":"),
+                      default=lambda value: {"number": str(value)})
+    return hashlib.sha256(f"{endpoint}\n{body}".encode()).hexdigest()
 
 
 def payout(prize: Decimal, tax: Decimal, bonus: Decimal, formula: str = "prize+bonus") -> Decimal:
@@ -198,30 +243,37 @@ class HashWallet(ABC):
         """Add `amount` (negative: debit) to the locked wallet, append its ledger row; new balance."""
 
     @abstractmethod
-    def request_seen_at(self, store, request_id: str) -> datetime | None:
-        """When the request_id was remembered (remember_request's `seen_at`), or None. No lock."""
+    def applied_request(self, store, endpoint: str, request_id: str) -> AppliedRequest | None:
+        """The request applied under (endpoint, request_id): its digest and when it was seen, or
+        None. No lock: a twin in flight is stopped by remember_request's unique key."""
 
     @abstractmethod
-    def remember_request(self, store, request_id: str, seen_at: datetime) -> None:
-        """Insert it under a unique key: a twin in flight waits for us, then loses the race."""
+    def remember_request(self, store, request: RequestId) -> None:
+        """Insert it under the unique key (endpoint, request_id): a twin in flight waits for us, then
+        loses the race."""
 
     @abstractmethod
-    def forget_requests(self, store, before: datetime, request_id: str | None = None) -> None:
-        """Forget the request_ids seen before `before` (only `request_id`, if given)."""
+    def forget_request(self, store, endpoint: str, request_id: str) -> None:
+        """Forget that one request (it is past the window and may be applied again)."""
+
+    @abstractmethod
+    def forget_requests(self, store, before: datetime, limit: int) -> int:
+        """Forget at most `limit` requests seen before `before`, skipping any row another transaction
+        holds (never waiting for one); how many were forgotten."""
 
     # ---- the merchant endpoints (§4.1-§4.4) --------------------------------------------------------
     def user_info(self, token: str, request_id: RequestId | None = None) -> dict:
-        """§4.1. Errors: 1005, 2001."""
+        """§4.1. Errors: 1004, 1005, 2001."""
         def work(store):
-            self._claim(store, request_id)
+            self._recall(store, request_id)  # a retry of a read is read again
             return _may_play(self._session(store, token))
         session = self._run(work, request_id)
         return {"user_id": session.player_id, "username": session.name, "avatar": ""}
 
     def user_balance(self, token: str, currency: str, request_id: RequestId | None = None) -> dict:
-        """§4.2. Errors: 1005, 2001, 2003."""
+        """§4.2. Errors: 1004, 1005, 2001, 2003."""
         def work(store):
-            self._claim(store, request_id)
+            self._recall(store, request_id)
             return self._wallet(store, _may_play(self._session(store, token)).player_id, currency)
         wallet = self._run(work, request_id)
         return {"user_id": wallet.player_id, "balance": format_hash(wallet.balance),
@@ -229,11 +281,12 @@ class HashWallet(ABC):
 
     def order_add(self, *, token, user_id, order_no, currency, amount, entry_key, round_id, bet_info,
             request_id: RequestId | None = None) -> dict:
-        """§4.3 order/add: debit a bet once. A repeat with the same data answers success again
-        without a second debit; a repeat with other data is 3001. Errors: 1005, 2001, 2002, 2003,
-        3001."""
+        """§4.3 order/add: debit a bet once. A repeat for an order that still holds its stake
+        answers success again without a second debit; a repeat with other data, or for an order
+        refunded or cancelled before it came, is 3001. Errors: 1004, 1005, 2001, 2002, 2003, 3001."""
         def work(store):
-            self._claim(store, request_id)
+            if self._recall(store, request_id):
+                return self._current_state(store, order_no, currency, adding=True)
             found = self.lock_session_wallet(store, token, currency)  # the lock order's wallet row
             if found is None:
                 raise self._refusal(store, token, user_id)
@@ -241,9 +294,9 @@ class HashWallet(ABC):
             _may_play(session, user_id, betting=True)
             order = self.find_order(store, order_no)
             if order is not None:
-                if order.debited and order.wallet_id == wallet.id and order.amount == amount:
+                if holds_stake(order) and order.wallet_id == wallet.id and order.amount == amount:
                     return _answer(order_no, wallet.balance, currency)  # a retried add: no second debit
-                raise HashError(3001)  # other data, or an order cancelled before we ever saw it
+                raise HashError(3001, _why_not_a_retry(order))
             if wallet.balance < amount:
                 raise HashError(2002)
             balance = self._move(store, wallet, -amount, "order_add", order_no)
@@ -255,12 +308,13 @@ class HashWallet(ABC):
     def order_update(self, *, user_id, order_no, currency, amount, status, prize, tax, bonus, bet_info,
                entry_key, round_id, request_id: RequestId | None = None) -> dict:
         """§4.4 order/update: apply a status change once (Hash retries every minute, up to 10
-        times, §6.3). Errors: 1001 (balance limit), 1005, 2001, 2003, 3001, 3002, 3003."""
+        times, §6.3). Errors: 1001 (balance limit), 1004, 1005, 2001, 2003, 3001, 3002, 3003."""
         sent = {"user_id": user_id, "currency": currency, "amount": amount, "round_id": round_id,
                 "entry_key": entry_key}
 
         def work(store):
-            self._claim(store, request_id)
+            if self._recall(store, request_id):
+                return self._current_state(store, order_no, currency)
             known = self.find_order(store, order_no)
             wallet_id = known.wallet_id if known else self._wallet(store, user_id, currency).id
             wallet = self.lock_wallet(store, wallet_id)
@@ -288,45 +342,56 @@ class HashWallet(ABC):
             balance, credited = wallet.balance, None
             if status == SUCCESS:
                 credited = payout(prize, tax, bonus, self.formula)
-                _check_payout_limit(order_no, order.amount, credited, self.max_payout_multiple)
+                _check_payout_limit(order, credited, self.max_payout_multiple)
                 balance = self._move(store, wallet, credited, "order_settle", order_no)
             elif status in (FAILED, CANCELLED) and order.debited:
                 balance = self._move(store, wallet, order.amount, "order_refund", order_no)
-            self.close_order(store, order_no, status, credited, prize, tax, bonus, bet_info)
+            # the add's bet_info is kept until the final status: the payout bound is read from it
+            self.close_order(store, order_no, status, credited, prize, tax, bonus,
+                             bet_info if status in FINAL else order.bet_info)
             return _answer(order_no, balance, currency)
         return self._run(work, request_id)
 
     # ---- the rules --------------------------------------------------------------------------------
     def _run(self, work, request_id: RequestId | None):
-        """`work` (which claims the request_id first) in one transaction; now and then a purge."""
-        self._purge_now_and_then(request_id)
-        return self.atomically(work)
-
-    def _claim(self, store, request_id: RequestId | None) -> None:
-        """A request_id seen within the window is 1005; else this transaction claims it. A twin in
-        flight inserts the same key, waits for us, and loses with a unique-key error: it is run
-        again, and answers 1005. None: a call of our own (hash-reconcile), not from Hash."""
-        if request_id is None:
-            return
-        cutoff = request_id.received_at - request_id.window
-        seen_at = self.request_seen_at(store, request_id.value)
-        if seen_at is not None and seen_at >= cutoff:
-            raise HashError(1005)
-        if seen_at is not None:  # older than the window, not purged yet
-            self.forget_requests(store, cutoff, request_id.value)
-        self.remember_request(store, request_id.value, request_id.seen_at)
-
-    def _purge_now_and_then(self, request_id: RequestId | None) -> None:
-        """Every PURGE_EVERY-th call of this process forgets the request_ids older than the window,
-        in a transaction of its own, so the table holds about one window of calls (plus
-        PURGE_EVERY per process). A purge that fails is logged and left to the next one."""
+        """`work` (which recalls or claims the request_id first) in one transaction, now and then
+        after a bounded purge of old request_ids in the same transaction."""
         if request_id is None or next(self._calls) % PURGE_EVERY:
-            return
-        cutoff = request_id.received_at - request_id.window
-        try:
-            self.atomically(lambda store: self.forget_requests(store, cutoff))
-        except Exception as exc:  # the call goes on whatever the purge met
-            log.warning("Hash request_id purge failed, left to the next one: %s", exc)
+            return self.atomically(work)
+
+        def purge_then_work(store):
+            self.forget_requests(store, request_id.remembered_since, PURGE_BATCH)  # never waits
+            return work(store)
+        return self.atomically(purge_then_work)
+
+    def _recall(self, store, request: RequestId | None) -> bool:
+        """True if this very request was applied before (answer it as a retry); 1005 if another
+        body was applied under its request_id; 1004 if its timestamp is out of the window; else
+        claim it in this transaction and return False. None: a call of our own (hash-reconcile)."""
+        if request is None:
+            return False
+        applied = self.applied_request(store, request.endpoint, request.value)
+        if applied is not None and applied.seen_at >= request.remembered_since:
+            if applied.digest == request.digest:
+                return True
+            log.error("Hash %s refused: request_id %r was applied before with another body: a "
+                      "rewritten copy of Hash's request? (docs/hash.md §11.2)", request.endpoint,
+                      request.value, extra={"alarm": "hash_request_id_reused"})
+            raise HashError(1005, "applied before with another body")
+        if not request.oldest_accepted <= request.timestamp <= request.received_at + request.window:
+            raise HashError(1004)
+        if applied is not None:  # seen before RETENTION, not purged yet: a new request now
+            self.forget_request(store, request.endpoint, request.value)
+        self.remember_request(store, request)
+        return False
+
+    def _current_state(self, store, order_no: str, currency: str, *, adding=False) -> dict:
+        """The answer to a retry of an applied order/add or order/update: the order's balance now.
+        An add whose order was refunded since is refused as any add for it is (3001)."""
+        order = self.find_order(store, order_no)
+        if adding and not holds_stake(order):
+            raise HashError(3001, _why_not_a_retry(order))
+        return _answer(order_no, self.wallet_by_id(store, order.wallet_id).balance, currency)
 
     def _session(self, store, token: str) -> Session:
         session = self.find_session(store, token)
@@ -374,11 +439,53 @@ def _check_as_stored(order_no: str, *, stored: dict, sent: dict) -> None:
         raise HashError(3001, f"{', '.join(differ)} {verb} from the stored order")
 
 
-def _check_payout_limit(order_no: str, stake: Decimal, credited: Decimal, multiple: int) -> None:
-    if credited > stake * multiple:
-        log.error("Hash order/update refused for order_no %r: payout %s is over %s times the "
-                  "stake %s (HASH_MAX_PAYOUT_MULTIPLE)", order_no, credited, multiple, stake)
-        raise HashError(3001, f"payout is more than {multiple} times the amount")
+def holds_stake(order: Order) -> bool:
+    """Whether the order's stake was taken and not given back: only then is a repeated add a retry."""
+    return order.debited and order.status not in (FAILED, CANCELLED)
+
+
+def _why_not_a_retry(order: Order) -> str:
+    if not order.debited:
+        return "the order was cancelled before it was placed"
+    if order.status in (FAILED, CANCELLED):
+        return "the order was refunded"
+    return ""
+
+
+def max_payout(order: Order, multiple: int) -> tuple[Decimal, str]:
+    """The most a settle of `order` may pay, and what bounds it, as the 3001's detail says it
+    (docs/hash.md §11.4)."""
+    sub_bets = _sub_bets(order.bet_info)
+    if sub_bets and sum(amount for amount, _ in sub_bets) == order.amount:
+        could_win = sum(amount * odds / 100 for amount, odds in sub_bets)
+        return could_win + order.amount * BONUS_ALLOWANCE, "its bet_info could win plus the bonus allowance"
+    return order.amount * multiple, f"{multiple} times the amount"
+
+
+def _sub_bets(bet_info: str) -> list[tuple[Decimal, int]] | None:
+    """(amount, odds × 100) of each item of a §6.5 bet_info, or None unless every item has a
+    positive number `amount` and integer `odds` of at least 100 (1.00×)."""
+    try:
+        items = json.loads(bet_info, parse_float=Decimal)
+    except (ValueError, RecursionError):
+        return None
+    sub_bets = []
+    for item in items if isinstance(items, list) else ():
+        amount, odds = (item.get("amount"), item.get("odds")) if isinstance(item, dict) else (0, 0)
+        if (isinstance(amount, bool) or not isinstance(amount, (int, Decimal)) or not amount > 0
+                or type(odds) is not int or odds < 100):
+            return None
+        sub_bets.append((Decimal(amount), odds))
+    return sub_bets or None
+
+
+def _check_payout_limit(order: Order, credited: Decimal, multiple: int) -> None:
+    bound, source = max_payout(order, multiple)
+    if credited > bound:
+        log.error("Hash order/update refused for order_no %r: payout %s is over %s (%s; the stake %s, "
+                  "HASH_MAX_PAYOUT_MULTIPLE %s)", order.order_no, credited, bound, source,
+                  order.amount, multiple, extra={"alarm": "hash_payout_over_bound"})
+        raise HashError(3001, f"payout is more than {source}")
 
 
 def _answer(order_no: str, balance: Decimal, currency: str) -> dict:

@@ -1,5 +1,5 @@
-"""The Hash tables: orders by order_no, and the request_ids seen inside the timestamp window (their
-DDL: wallet/hash/ddl/<dialect>.sql)."""
+"""The Hash tables: orders by order_no, and the requests applied, by endpoint and request_id, for
+as long as Hash may re-send them (wallet/hash/orders.py; their DDL: wallet/hash/ddl/<dialect>.sql)."""
 from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, SmallInteger, String,
                         Table, Text)
 
@@ -25,8 +25,10 @@ hash_orders = Table(
 )
 
 hash_requests = Table(
-    "hash_requests", metadata,
+    "hash_applied_requests", metadata,
+    Column("endpoint", String(16), primary_key=True),
     Column("request_id", String(128), primary_key=True),
+    Column("digest", String(64), nullable=False),
     Column("seen_at", DateTime, nullable=False),
-    Index("hash_requests_seen", "seen_at"),
+    Index("hash_applied_requests_seen", "seen_at"),
 )

@@ -8,7 +8,7 @@ from sqlalchemy import and_, bindparam, delete, insert, select, update
 
 from ..core import db, ledger
 from ..core.schema import players, sessions, utcnow, wallets
-from .orders import HashWallet, Order, Session, Wallet
+from .orders import AppliedRequest, HashWallet, Order, Session, Wallet
 from .schema import hash_orders, hash_requests
 
 # The statements, built once (SQLAlchemy caches their compiled form).
@@ -35,12 +35,17 @@ CLOSE_ORDER = (
         status=bindparam("new_status"), payout=bindparam("credited"), prize=bindparam("new_prize"),
         tax=bindparam("new_tax"), bonus=bindparam("new_bonus"), bet_info=bindparam("info"),
         updated_at=bindparam("at")))
-REQUEST_SEEN = select(hash_requests.c.seen_at).where(hash_requests.c.request_id == bindparam("id"))
+_REQUEST = and_(hash_requests.c.endpoint == bindparam("endpoint"),
+                hash_requests.c.request_id == bindparam("id"))
+APPLIED_REQUEST = select(hash_requests.c.digest, hash_requests.c.seen_at).where(_REQUEST)
 ADD_REQUEST = insert(hash_requests)
-FORGET_ONE = delete(hash_requests).where(hash_requests.c.request_id == bindparam("id"),
-                                         hash_requests.c.seen_at < bindparam("before"))
-FORGET_ALL = delete(hash_requests).where(hash_requests.c.seen_at < bindparam("before"))
-
+FORGET_ONE = delete(hash_requests).where(_REQUEST)
+# The purge's rows: the oldest, at most `limit`, none that another transaction holds (SKIP LOCKED on
+# PostgreSQL and MariaDB; SQLite's writer holds the whole database already), so it never waits.
+OLD_REQUESTS = (select(hash_requests.c.endpoint, hash_requests.c.request_id)
+                .where(hash_requests.c.seen_at < bindparam("before"))
+                .order_by(hash_requests.c.seen_at).limit(bindparam("limit"))
+                .with_for_update(skip_locked=True))
 
 class SqlHashWallet(HashWallet):
     def __init__(self, engine, **rules):
@@ -87,18 +92,23 @@ class SqlHashWallet(HashWallet):
     def move(self, conn, wallet, amount, op, order_no):
         return ledger.post(conn, wallet, amount, provider="hash", op=op, ref=order_no)
 
-    def request_seen_at(self, conn, request_id):
-        return conn.execute(REQUEST_SEEN, {"id": request_id}).scalar()
+    def applied_request(self, conn, endpoint, request_id):
+        row = conn.execute(APPLIED_REQUEST, {"endpoint": endpoint, "id": request_id}).first()
+        return None if row is None else AppliedRequest(row.digest, row.seen_at)
 
-    def remember_request(self, conn, request_id, seen_at):
-        conn.execute(ADD_REQUEST, {"request_id": request_id, "seen_at": seen_at})
+    def remember_request(self, conn, request):
+        conn.execute(ADD_REQUEST, {"endpoint": request.endpoint, "request_id": request.value,
+                                   "digest": request.digest, "seen_at": request.seen_at})
 
-    def forget_requests(self, conn, before, request_id=None):
-        if request_id is None:
-            conn.execute(FORGET_ALL, {"before": before})
-        else:
-            conn.execute(FORGET_ONE, {"id": request_id, "before": before})
+    def forget_request(self, conn, endpoint, request_id):
+        conn.execute(FORGET_ONE, {"endpoint": endpoint, "id": request_id})
 
+    def forget_requests(self, conn, before, limit):
+        keys = [{"endpoint": endpoint, "id": request_id} for endpoint, request_id
+                in conn.execute(OLD_REQUESTS, {"before": before, "limit": limit})]
+        if keys:  # by primary key, one by one: a row-value IN scans (and waits) on MariaDB
+            conn.execute(FORGET_ONE, keys)
+        return len(keys)
 
 def _session(row) -> Session:
     return Session(row.player_id, row.name, row.status, row.expires_at, row.closed_at is not None)

@@ -21,10 +21,16 @@ CREATE TABLE IF NOT EXISTS hash_orders (
 -- hash-reconcile's open orders, oldest first
 CREATE INDEX IF NOT EXISTS hash_orders_status_created ON hash_orders (status, created_at);
 
--- Hash request_ids seen within the timestamp window (HASH_TIMESTAMP_WINDOW_MS): a repeat is refused
--- (1005). wallet/hash/orders.py purges the old rows now and then. Not part of the books.
-CREATE TABLE IF NOT EXISTS hash_requests (
-    request_id VARCHAR(128) NOT NULL PRIMARY KEY,
-    seen_at    DATETIME     NOT NULL                         -- ours, or its timestamp if later
+-- Hash requests applied (answered 0, or committed): (endpoint, request_id) with a digest of the
+-- endpoint and the decrypted body, kept for as long as Hash may re-send them (docs/hash.md §11.2).
+-- An identical re-send is answered as the retry it is, another body under the key is refused 1005.
+-- wallet/hash/orders.py purges old rows a few at a time. Not part of the books. (It replaces the
+-- table hash_requests of earlier versions, which may be dropped.)
+CREATE TABLE IF NOT EXISTS hash_applied_requests (
+    endpoint   VARCHAR(16)  NOT NULL,                        -- order/update, ...
+    request_id VARCHAR(128) NOT NULL,
+    digest     CHAR(64)     NOT NULL,                        -- SHA-256 hex of the endpoint and body
+    seen_at    DATETIME     NOT NULL,                        -- ours, or its timestamp if later
+    PRIMARY KEY (endpoint, request_id)
 );
-CREATE INDEX IF NOT EXISTS hash_requests_seen ON hash_requests (seen_at);
+CREATE INDEX IF NOT EXISTS hash_applied_requests_seen ON hash_applied_requests (seen_at);
