@@ -34,7 +34,7 @@ from examples.port_fastapi.storage import PortCasino, PortHashWallet, create_tab
 from wallet.core import db
 from wallet.hash import blueprint as hash_fields  # plain functions of the decrypted body
 from wallet.hash.envelope import EnvelopeError, decrypt
-from wallet.hash.orders import HashError, RequestId
+from wallet.hash.orders import HashError, RequestId, request_digest
 from wallet.hp100.blueprint import RULES  # 100HP's field rules, in the documented order
 from wallet.hp100.casino import CasinoError
 
@@ -118,7 +118,7 @@ def order_add(plain, request_id):
     return merchant.order_add(
         token=hash_fields.key(plain, "token"), user_id=hash_fields.user_id(plain),
         order_no=hash_fields.key(plain, "order_no", max_len=64),
-        currency=hash_fields.text(plain, "currency", max_len=16, default="USDT"),
+        currency=hash_fields.currency(plain, default="USDT"),
         amount=hash_fields.money(plain, "amount", positive=True),
         entry_key=hash_fields.text(plain, "entry_key", max_len=64), round_id=hash_fields.round_id(plain),
         bet_info=hash_fields.bet_info(plain), request_id=request_id)
@@ -127,10 +127,9 @@ def order_add(plain, request_id):
 def order_update(plain, request_id):
     return merchant.order_update(
         user_id=hash_fields.user_id(plain), order_no=hash_fields.key(plain, "order_no", max_len=64),
-        currency=hash_fields.text(plain, "currency", max_len=16),
+        currency=hash_fields.currency(plain),
         amount=hash_fields.money(plain, "amount", positive=True), status=hash_fields.status(plain),
-        prize=hash_fields.money(plain, "prize"), tax=hash_fields.money(plain, "tax"),
-        bonus=hash_fields.money(plain, "bonus"), bet_info=hash_fields.bet_info(plain),
+        **hash_fields.result(plain), bet_info=hash_fields.bet_info(plain),
         entry_key=hash_fields.text(plain, "entry_key", max_len=64), round_id=hash_fields.round_id(plain),
         request_id=request_id)
 
@@ -138,8 +137,7 @@ def order_update(plain, request_id):
 HASH_CALLS = {
     "user/info": lambda plain, rid: merchant.user_info(hash_fields.key(plain, "token"), rid),
     "user/balance": lambda plain, rid: merchant.user_balance(
-        hash_fields.key(plain, "token"),
-        hash_fields.text(plain, "currency", max_len=16, default="USDT"), rid),
+        hash_fields.key(plain, "token"), hash_fields.currency(plain, default="USDT"), rid),
     "order/add": order_add,
     "order/update": order_update,
 }
@@ -150,7 +148,7 @@ async def hash_api(path: str, request: Request):
     try:
         if path not in HASH_CALLS:
             raise HashError(1001, "Not Found")
-        plain, request_id = open_envelope(request.headers.get("merchant-id", ""), await request.body())
+        plain, request_id = open_envelope(path, request.headers.get("merchant-id", ""), await request.body())
         data = await run_in_threadpool(HASH_CALLS[path], plain, request_id)
         return hash_answer({"code": 0, "msg": "SUCCESS", "data": data})
     except HashError as exc:
@@ -163,9 +161,9 @@ async def hash_api(path: str, request: Request):
         return hash_answer({"code": 5000, "msg": "internal error"})
 
 
-def open_envelope(merchant_id: str, raw: bytes) -> tuple[dict, RequestId]:
-    """docs/hash.md §3: merchant-id (1003), {"x"} (1001), AES (1002), the timestamp window (1004),
-    then the request_id for the rules (1005)."""
+def open_envelope(endpoint: str, merchant_id: str, raw: bytes) -> tuple[dict, RequestId]:
+    """docs/hash.md §3: merchant-id (1003), {"x"} (1001), AES (1002), then what the request_id rule
+    needs: the rules answer an identical re-send as a retry, and check the window (1004, 1005)."""
     if not hmac.compare_digest(merchant_id.encode(), CONFIG["HASH_MERCHANT_ID"].encode()):
         raise HashError(1003)
     body = json_object(raw, HashError(1001, 'body must be {"x": "<base64>"}'))
@@ -175,14 +173,12 @@ def open_envelope(merchant_id: str, raw: bytes) -> tuple[dict, RequestId]:
         plain = decrypt(body["x"], CONFIG["HASH_SECRET"], CONFIG["HASH_IV_MODE"])
     except EnvelopeError:
         raise HashError(1002) from None
-    timestamp, now_ms = plain.get("timestamp"), time.time() * 1000
+    timestamp = plain.get("timestamp")
     if type(timestamp) is not int or not 10**12 <= timestamp < 10**13:
         raise HashError(1001, "timestamp must be 13-digit milliseconds")
-    window_ms = int(CONFIG["HASH_TIMESTAMP_WINDOW_MS"])
-    if abs(now_ms - timestamp) > window_ms:
-        raise HashError(1004)
-    return plain, RequestId(hash_fields.key(plain, "request_id", max_len=128), utc(timestamp), utc(now_ms),
-                            timedelta(milliseconds=window_ms))
+    window = timedelta(milliseconds=int(CONFIG["HASH_TIMESTAMP_WINDOW_MS"]))
+    return plain, RequestId(hash_fields.key(plain, "request_id", max_len=128), utc(timestamp),
+                            utc(time.time() * 1000), window, endpoint, request_digest(endpoint, plain))
 
 
 def hash_answer(envelope: dict) -> Response:

@@ -69,9 +69,14 @@ CREATE TABLE IF NOT EXISTS hash_orders (
     round_id   VARCHAR(64)    NOT NULL,
     bet_info   TEXT           NOT NULL,
     created_at TIMESTAMP      NOT NULL);
+-- Hash requests applied, with a digest of the body: an identical re-send is answered as a retry
 CREATE TABLE IF NOT EXISTS hash_requests (
-    request_id VARCHAR(128) PRIMARY KEY,
-    seen_at    TIMESTAMP    NOT NULL)
+    endpoint   VARCHAR(16)  NOT NULL,
+    request_id VARCHAR(128) NOT NULL,
+    digest     CHAR(64)     NOT NULL,
+    seen_at    TIMESTAMP    NOT NULL,
+    PRIMARY KEY (endpoint, request_id));
+CREATE INDEX IF NOT EXISTS hash_requests_seen ON hash_requests (seen_at)
 """
 
 # An account with its exact balance; FOR UPDATE OF locks the account row only.
@@ -231,17 +236,26 @@ class PortHashWallet(orders.HashWallet):
                 raise orders.HashError(1001, LIMIT) from None
             raise
 
-    def request_seen_at(self, conn, request_id):
-        return conn.execute(text("SELECT seen_at FROM hash_requests WHERE request_id = :id"),
-                            {"id": request_id}).scalar()
+    def applied_request(self, conn, endpoint, request_id):
+        row = conn.execute(text("SELECT digest, seen_at FROM hash_requests WHERE endpoint = :endpoint "
+                                "AND request_id = :id"), {"endpoint": endpoint, "id": request_id}).first()
+        return None if row is None else orders.AppliedRequest(*row)
 
-    def remember_request(self, conn, request_id, seen_at):
-        conn.execute(text("INSERT INTO hash_requests VALUES (:id, :at)"), {"id": request_id, "at": seen_at})
+    def remember_request(self, conn, request):
+        conn.execute(text("INSERT INTO hash_requests VALUES (:endpoint, :id, :digest, :at)"),
+                     {"endpoint": request.endpoint, "id": request.value, "digest": request.digest,
+                      "at": request.seen_at})
 
-    def forget_requests(self, conn, before, request_id=None):
-        only_one = " AND request_id = :id" if request_id else ""
-        conn.execute(text("DELETE FROM hash_requests WHERE seen_at < :before" + only_one),
-                     {"before": before, "id": request_id})
+    def forget_request(self, conn, endpoint, request_id):
+        conn.execute(text("DELETE FROM hash_requests WHERE endpoint = :endpoint AND request_id = :id"),
+                     {"endpoint": endpoint, "id": request_id})
+
+    def forget_requests(self, conn, before, limit):
+        # the oldest few, skipping rows another call holds: the purge never waits
+        old = ("SELECT endpoint, request_id FROM hash_requests WHERE seen_at < :before ORDER BY seen_at "
+               "LIMIT :limit FOR UPDATE SKIP LOCKED")
+        return conn.execute(text(f"DELETE FROM hash_requests WHERE (endpoint, request_id) IN ({old})"),
+                            {"before": before, "limit": limit}).rowcount
 
 
 def _hp_wallet(row) -> casino.Wallet:

@@ -120,12 +120,12 @@ def money(plain, name, *, positive=False, excess=None) -> Decimal:
         value = parse_hash_amount(sent)
     except TooPrecise as exc:
         if excess is None:
-            log.warning("Hash %s refused: %s %s has more than 6 decimal places", request.path, name,
-                        exc.value, extra={"alarm": "hash_amount_too_precise"})
+            log.warning("Hash order_no %r refused: %s %s has more than 6 decimal places",
+                        plain.get("order_no"), name, exc.value, extra={"alarm": "hash_amount_too_precise"})
             raise HashError(1001, f"{name}: {exc}") from None
         value = hash_amount_rounded(exc.value, excess)
-        log.warning("Hash %s: %s %s has more than 6 decimal places, booked as %s (toward the "
-                    "house, docs/hash.md §11.5)", request.path, name, exc.value, value,
+        log.warning("Hash order_no %r: %s %s has more than 6 decimal places, booked as %s (toward "
+                    "the house, docs/hash.md §11.5)", plain.get("order_no"), name, exc.value, value,
                     extra={"alarm": "hash_amount_rounded"})
     except AmountError as exc:
         raise HashError(1001, f"{name}: {exc}") from None
