@@ -20,13 +20,18 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from .envelope import IV_FORMS, seal, unseal
-from .http import post
+from .http import CLOSED, NoAnswer, post
 from .runner import OURS, PROVIDER, Case, CaseFailed, at_once
 
 FUNDS_NEEDED = Decimal("100")
 BET_INFO = '[{"key":"Big","name":"Big","odds":200,"amount":10}]'
 PENDING, SUCCESS, FAILED, PENDING_SETTLEMENT, CANCELLED = 0, 1, 2, 3, 4  # Hash's order statuses
 FINAL = (SUCCESS, FAILED, CANCELLED)
+INTERNAL_ERROR = 5000
+# What a settle (status 1) pays: `prize` is "tax included" (docs/hash.md §6.2), so a wallet reads it
+# as net (prize + bonus) or gross (prize - tax + bonus): its HASH_PAYOUT, or this kit's --payout.
+PAYOUTS = {"prize+bonus": lambda prize, tax, bonus: prize + bonus,
+           "prize-tax+bonus": lambda prize, tax, bonus: prize - tax + bonus}
 MASK = "***"
 
 
@@ -40,7 +45,11 @@ class Request(NamedTuple):
 
 def number(value):
     """An amount as a JSON number: an int, or a float whose shortest form is the decimal itself
-    (so the wire carries exactly `value`)."""
+    (so the wire carries exactly `value`). A float is sent as it is: a value computed in float64,
+    as Hash computes it, written as Go, JavaScript and Python write it (1.15 * 1.95 is
+    2.2424999999999997)."""
+    if isinstance(value, float):
+        return value
     value = Decimal(value)
     if value == value.to_integral_value():
         return int(value)
@@ -58,12 +67,14 @@ class Target:
         self.token, self.currency, self.iv_form, self.timeout = token, currency, iv_form, timeout
         self.user_id = None
         self.second_token = self.second_user = None
+        self.payout = None     # the wallet's HASH_PAYOUT formula if known (--payout), else learned
         self.open_orders = {}  # order_no -> the order/add plaintext
         self._lock = threading.Lock()
 
-    def seal(self, plain: dict, *, secret=None, iv_form=None, timestamp=None) -> tuple[bytes, dict]:
+    def seal(self, plain: dict, *, secret=None, iv_form=None, timestamp=None, request_id=None) -> tuple[bytes, dict]:
         """The body Hash would send for `plain`, and the plaintext with the common fields."""
-        full = {"timestamp": timestamp or int(time.time() * 1000), "request_id": uuid.uuid4().hex, **plain}
+        full = {"timestamp": timestamp or int(time.time() * 1000), "request_id": request_id or uuid.uuid4().hex,
+                **plain}
         x = seal(json.dumps(full, separators=(",", ":")).encode(), secret or self.secret,
                  iv_form or self.iv_form)
         return json.dumps({"x": x}).encode(), full
@@ -76,13 +87,6 @@ class Target:
         else:
             body, plain, how = request.body, request.plain, request.how
         merchant = self.merchant_id if request.merchant is None else request.merchant
-        status, answer, content_type = post(f"{self.url}/api/v2/{request.path}", body,
-                                            {"merchant-id": merchant}, timeout=self.timeout)
-        if isinstance(answer, dict) and isinstance(answer.get("x"), str) and "code" not in answer:
-            try:  # an encrypted answer
-                answer = unseal(answer["x"], self.secret, self.iv_form)
-            except ValueError:
-                pass
         sent = {"path": f"/api/v2/{request.path}", "merchant-id": merchant, "envelope": how}
         if how.startswith("raw"):
             sent["body"] = body.decode("utf-8", "replace")
@@ -90,6 +94,17 @@ class Target:
             sent["plaintext"] = {**plain, "token": MASK}  # it was sent; its value is not for the report
         else:
             sent["plaintext"] = plain
+        try:
+            status, answer, content_type = post(f"{self.url}/api/v2/{request.path}", body,
+                                                {"merchant-id": merchant}, timeout=self.timeout)
+        except NoAnswer as exc:
+            exc.sent = sent  # the report shows the request that got no answer
+            raise
+        if isinstance(answer, dict) and isinstance(answer.get("x"), str) and "code" not in answer:
+            try:  # an encrypted answer
+                answer = unseal(answer["x"], self.secret, self.iv_form)
+            except ValueError:
+                pass
         self._track(request.path, plain, answer)
         return sent, (status, answer, content_type)
 
@@ -102,6 +117,14 @@ class Target:
                 self.open_orders.setdefault(plain.get("order_no"), plain)
             elif path == "order/update" and plain.get("status") in FINAL:
                 self.open_orders.pop(plain.get("order_no"), None)
+
+    @staticmethod
+    def no_answer(exc: NoAnswer, expected=None) -> str:
+        """What the report expects of a call that got no answer, with the likely cause."""
+        if exc.kind == CLOSED:
+            return ("an HTTP 200 answer: the wallet closed the connection without answering (see its log; "
+                    "Hash's answers are HTTP 200 with the outcome in code)")
+        return "an answer"
 
     def balance(self, token=None) -> Decimal:
         sent, got = self.call(Request("user/balance", {"token": token or self.token, "currency": self.currency}))
@@ -145,11 +168,27 @@ class Target:
 
 
 # ---- steps ----------------------------------------------------------------------------------------
-def envelope_ok(ctx, sent, got):
+def failed_instead(expected: str) -> str:
+    """Why a 5000 is a failure, not a refusal (the report says it under the call)."""
+    return (f"{expected}, not 5000: a correct wallet answers this request, and 5000 (internal error) "
+            "says the wallet failed on it (a crash, a lost race on a unique key that was not retried, a "
+            "database error); Hash retries it, and a wallet that always fails leaves the order open")
+
+
+def internal_errors(ctx, results, expected: str):
+    """Requests sent at once: none may have answered 5000."""
+    for sent, got in results:
+        if isinstance(got[1], dict) and got[1].get("code") == INTERNAL_ERROR:
+            raise CaseFailed(sent, got, failed_instead(expected))
+
+
+def envelope_ok(ctx, sent, got, expected="code 0, or a refusal with the wallet's own code"):
     """Hash's answer format, for every answer: HTTP 200, a JSON envelope with an int code; an
-    error has a msg, a success a data object."""
+    error has a msg, a success a data object. Never 5000: that is a failure, not a refusal."""
     status, answer, _ = got
     ok = status == 200 and isinstance(answer, dict) and type(answer.get("code")) is int
+    if ok and answer["code"] == INTERNAL_ERROR:
+        raise CaseFailed(sent, got, failed_instead(expected))
     if ok and answer["code"] != 0:
         ok = isinstance(answer.get("msg"), str)
     elif ok:
@@ -167,7 +206,8 @@ def step(make, ok=True, delta=None, code=None, rule=None, money_rule=None):
         fields = request.plain if isinstance(request.plain, dict) else {}
         before = target.balance() if delta is not None else None
         sent, got = target.call(request)
-        envelope_ok(ctx, sent, got)
+        expected = "code 0" if ok else "a refusal" + (f" (this project answers {code})" if code else "")
+        envelope_ok(ctx, sent, got, expected)
         answer = got[1]
         if ok:
             ctx.check(answer["code"] == 0, sent, got, "code 0", rule)
@@ -258,18 +298,37 @@ def refused(make, code, rule=None, money_rule=None):
 
 
 # ---- steps that need more than one request -------------------------------------------------------------
-def replayed(path_of, delta_first, code=1005):
-    """Send one envelope twice: the second is the same request_id."""
+def resent(path):
+    """Hash re-sends a request whose answer it lost: the same envelope, byte for byte (the same
+    request_id and timestamp). The first was applied; the re-send is answered 0 and moves nothing."""
     def run(ctx):
         target = ctx.target
         placed = target.order(ctx.ids["O1"])
-        plain = placed if path_of == "order/add" else target.update(placed, SUCCESS, 10)
+        plain = placed if path == "order/add" else target.update(placed, SUCCESS, 10)
         body, full = target.seal(plain)
-        once = Request(path_of, full, body, "sealed once")
-        step(lambda _: once, delta=delta_first, rule=PROVIDER, money_rule=PROVIDER)(ctx)
-        again = Request(path_of, full, body, "the same envelope again (same request_id)")
-        step(lambda _: again, ok=False, delta="0", code=code, money_rule=PROVIDER)(ctx)
+        step(lambda _: Request(path, full, body, "sealed once"), delta="-10" if path == "order/add" else "10")(ctx)
+        step(lambda _: Request(path, full, body, "the same envelope again, byte for byte (same request_id): "
+                                                 "Hash's retry of a request whose answer it lost"), delta="0")(ctx)
     return run
+
+
+def reused_request_id(ctx):
+    """Another request under a request_id already used (on the same endpoint): never from Hash,
+    which makes one per request; a rewritten or replayed capture looks like this. Refused, nothing
+    moves, and the request it imitates is still taken with a fresh request_id."""
+    target = ctx.target
+    body, first = target.seal(target.order(ctx.ids["O1"]))
+    step(lambda _: Request("order/add", first, body, "sealed"), delta="-10")(ctx)
+    other = target.order(ctx.ids["O2"])
+    body, full = target.seal(other, request_id=first["request_id"])
+    step(lambda _: Request("order/add", full, body, "another order/add under the first one's request_id"),
+         ok=False, delta="0", code=1005)(ctx)
+    step(lambda _: Request("order/add", other), delta="-10")(ctx)  # its own request_id: taken
+    body, settle = target.seal(target.update(target.order(ctx.ids["O1"]), SUCCESS, 10))
+    step(lambda _: Request("order/update", settle, body, "sealed"), delta="10")(ctx)
+    body, full = target.seal(target.update(other, CANCELLED), request_id=settle["request_id"])
+    step(lambda _: Request("order/update", full, body, "a cancel of the second order under the settle's "
+                                                       "request_id"), ok=False, delta="0", code=1005)(ctx)
 
 
 def cancel_before_add(ctx):
@@ -289,11 +348,70 @@ def cancel_before_add(ctx):
         step(lambda _: Request("order/add", placed), ok=False, delta="0", code=3001, money_rule=PROVIDER)(ctx)
 
 
+def taxed_settles(ctx):
+    """Settles with a tax and a bonus: each credit is one formula's (PAYOUTS), the same formula every
+    time: the one --payout names, else the one the first settle shows. A repeated settle (Hash's
+    retry, a fresh request_id) moves nothing."""
+    target = ctx.target
+    formulas = [target.payout] if target.payout else list(PAYOUTS)
+    for name, prize, tax, bonus in (("O1", "19.5", "0.5", "1.25"), ("O2", "7.123456", "2.000001", "0.333333")):
+        add(name, delta="-10")(ctx)
+        request = Request("order/update", target.update(target.order(ctx.ids[name]), SUCCESS, prize,
+                                                        tax=number(tax), bonus=number(bonus)))
+        before = target.balance()
+        sent, got = target.call(request)
+        envelope_ok(ctx, sent, got, "code 0")
+        ctx.check(got[1]["code"] == 0, sent, got, "code 0")
+        credited = target.balance() - before
+        wants = {f: PAYOUTS[f](Decimal(prize), Decimal(tax), Decimal(bonus)) for f in formulas}
+        how = (f"--payout {target.payout}" if target.payout else
+               "one of HASH_PAYOUT's formulas" if name == "O1" else "the formula of the first settle")
+        ctx.check(any(want == credited for want in wants.values()), sent, got,
+                  f"a credit by {how}: " + " or ".join(f"{want} ({f})" for f, want in wants.items())
+                  + f"; the wallet credited {credited}")
+        formulas = [f for f, want in wants.items() if want == credited]
+        step(lambda _: request, delta="0")(ctx)
+
+
+def remember_balance(ctx):
+    """The first step of a case that wins: the balance to come back to (give_back)."""
+    ctx.start_balance = ctx.target.balance()
+
+
+def give_back(ctx):
+    """The last step of a case that won: one lost bet of what it won, so that the cases end where
+    they started (and the lost bet is booked to the last place too)."""
+    won = ctx.target.balance() - ctx.start_balance
+    if won > 0:
+        add("LOST", amount=won, delta=f"-{won}")(ctx)
+        update("LOST", amount=won, prize=0, delta="0")(ctx)
+
+
+def whole_balance(ctx):
+    """A bet of exactly the balance is taken (the balance becomes 0), then cancelled."""
+    before = ctx.target.balance()
+    add(amount=before, delta=f"-{before}")(ctx)
+    update(amount=before, status=CANCELLED, delta=f"{before}")(ctx)
+
+
+def parallel_cancels(ctx):
+    target = ctx.target
+    add(delta="-10")(ctx)
+    before = target.balance()
+    request = Request("order/update", target.update(target.order(ctx.ids["O1"]), CANCELLED))
+    results = at_once([lambda: target.call(request)] * 10)
+    internal_errors(ctx, results, "code 0: a repeated cancel answers success")
+    codes = [got[1].get("code") if isinstance(got[1], dict) else got for _, got in results]
+    ctx.check(codes == [0] * 10, results[0][0], codes, "ten code 0: a repeated cancel answers success")
+    ctx.check(target.balance() == before + 10, None, str(target.balance()), f"balance {before + 10}: one refund")
+
+
 def parallel_adds(ctx):
     target = ctx.target
     before = target.balance()
     request = Request("order/add", target.order(ctx.ids["O1"]))
     results = at_once([lambda: target.call(request)] * 20)
+    internal_errors(ctx, results, "code 0: a repeated add answers success")
     codes = [got[1].get("code") if isinstance(got[1], dict) else got for _, got in results]
     ctx.check(codes == [0] * 20, results[0][0], codes, "twenty code 0: a repeated add answers success")
     ctx.check(target.balance() == before - 10, None, str(target.balance()), f"balance {before - 10}: one debit")
@@ -305,6 +423,7 @@ def parallel_settles(ctx):
     before = target.balance()
     request = Request("order/update", target.update(target.order(ctx.ids["O1"]), SUCCESS, 10))
     results = at_once([lambda: target.call(request)] * 10)
+    internal_errors(ctx, results, "code 0: a repeated update answers success")
     codes = [got[1].get("code") if isinstance(got[1], dict) else got for _, got in results]
     ctx.check(codes == [0] * 10, results[0][0], codes, "ten code 0: a repeated update answers success")
     ctx.check(target.balance() == before + 10, None, str(target.balance()), f"balance {before + 10}: one credit")
@@ -317,6 +436,7 @@ def settle_racing_cancel(ctx):
     placed = target.order(ctx.ids["O1"])
     results = at_once([lambda: target.call(Request("order/update", target.update(placed, SUCCESS, 10))),
                        lambda: target.call(Request("order/update", target.update(placed, CANCELLED)))])
+    internal_errors(ctx, results, "code 0 for the one that applies, a refusal (final: 3003) for the other")
     applied = sorted(isinstance(got[1], dict) and got[1].get("code") == 0 for _, got in results)
     ctx.check(applied == [False, True], results[0][0], [got for _, got in results], "exactly one applies")
     ctx.check(target.balance() == before + 10, None, str(target.balance()), f"balance {before + 10}")
@@ -329,6 +449,7 @@ def parallel_beyond_balance(ctx):
     names = [f"P{i}" for i in range(6)]
     results = at_once([lambda n=n: target.call(Request("order/add", target.order(ctx.ids[n], amount)))
                        for n in names])
+    internal_errors(ctx, results, "code 0, or a refusal for lack of funds (this project answers 2002)")
     codes = [got[1].get("code") if isinstance(got[1], dict) else got for _, got in results]
     after = target.balance()
     ctx.check(sum(c == 0 for c in codes) == 4, results[0][0], codes,
@@ -371,6 +492,7 @@ def cases() -> list:
         Case("a cancel before its order/add: the late add debits nothing", [cancel_before_add],
              "Hash §8.3, §11.4",
              ours="a cancel of an unknown order is accepted and remembered; the late add is 3001"),
+        Case("a bet of exactly the whole balance is taken", [whole_balance], "Hash §4.3, §6.2"),
         Case("a bet above the balance is refused", [
             refused(placing(amount=lambda t: number(t.balance() + 1)), 2002)], "Hash §4.3, §6.2"),
 
@@ -390,9 +512,11 @@ def cases() -> list:
         Case("an envelope in the other IV form is refused", [
             refused(sealed("sealed in the IV form the wallet is not configured for", iv_form="other"), 1002)],
             "Hash §3.4, §11.1", ours="only the IV form the wallet is configured for (HASH_IV_MODE) is accepted"),
-        Case("the same request_id twice: the second is refused", [
-            replayed("order/add", "-10"), replayed("order/update", "10")],
-            "Hash §3.8, §11.2", ours="a request_id seen within the window is refused 1005"),
+        Case("an identical re-send of an applied request is answered 0, nothing moves", [
+            resent("order/add"), resent("order/update")],
+            "Hash §6.3 (retried until success), §10 (whether a retry keeps its request_id is not published)"),
+        Case("another request under a used request_id is refused, nothing moves", [reused_request_id],
+             "Hash §3.2 (a request_id per request), §3.8, §11.2"),
 
         # fields
         Case("order/add rules: nothing is debited for a bad request", [
@@ -431,6 +555,25 @@ def cases() -> list:
             add(delta="-10"), update(prize=10, delta="10"),
             update(prize=50, ok=False, delta="0", code=3001, rule=OURS)],
             "Hash §4.4 (never settled twice), §11.4"),
+        Case("amounts with 6 decimals are booked to the last place", [
+            remember_balance,
+            add(amount="1.123456", delta="-1.123456"),
+            update(amount="1.123456", prize="19.505", delta="19.505"),
+            add("O2", amount="0.000001", delta="-0.000001"),
+            update("O2", amount="0.000001", status=CANCELLED, delta="0.000001"),
+            give_back],
+            "Hash §4.3, §4.4, §6.4 (float64 amounts; USDT has 6 decimals)"),
+        Case("float64-written amounts are booked as the values they stand for", [
+            remember_balance,
+            add(amount=1.15, delta="-1.15"),
+            update(amount=1.15, prize=1.15 * 1.95, delta="2.2425"),  # written 2.2424999999999997
+            update(amount=1.15, prize=1.15 * 1.95, delta="0"),
+            add("O2", amount=0.1 + 0.2, delta="-0.3"),  # written 0.30000000000000004
+            update("O2", amount=0.1 + 0.2, status=CANCELLED, delta="0.3"),
+            give_back],
+            "Hash §6.4 (amounts are float64: 1.15 x 1.95 in float64 is written 2.2424999999999997)"),
+        Case("a settle with a tax and a bonus pays by one formula, the same every time", [remember_balance, taxed_settles, give_back],
+             "Hash §4.4 (prize is \"tax included\"), §6.2 (HASH_PAYOUT, or the kit's --payout)"),
         Case("a settle above 1000 times the stake is refused", [
             add(amount="0.01", delta="-0.01", rule=PROVIDER, money_rule=PROVIDER),
             update(amount="0.01", prize="10.01", ok=False, delta="0", code=3001)],
@@ -439,6 +582,7 @@ def cases() -> list:
         # concurrency
         Case("20 parallel identical adds debit once", [parallel_adds], "Hash §6.3", concurrent=True),
         Case("10 parallel identical settles credit once", [parallel_settles], "Hash §4.4", concurrent=True),
+        Case("10 parallel identical cancels refund once", [parallel_cancels], "Hash §6.2, §6.3", concurrent=True),
         Case("settle racing cancel: exactly one applies", [settle_racing_cancel], "Hash §6.2", concurrent=True),
         Case("parallel adds beyond the balance never go negative", [parallel_beyond_balance], "Hash §6.2",
              concurrent=True),

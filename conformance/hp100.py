@@ -18,7 +18,7 @@ import json
 import threading
 from decimal import ROUND_DOWN, Decimal
 
-from .http import post
+from .http import CLOSED, NoAnswer, post
 from .runner import OURS, PROVIDER, Case, CaseFailed, at_once
 
 # 100HP's error table: errCode -> message (the errCode is also the HTTP status).
@@ -33,6 +33,7 @@ MESSAGES = {
     609: "Transaction already settled",
     702: "Internal Server Error",
 }
+INTERNAL_ERROR = 702
 INTERNAL_ERROR_TEXTS = ("Internal Server Error", "Internal wallet error")  # 702: both appear in the docs
 FUNDS_NEEDED = Decimal("20.00")
 MASK = "***"
@@ -56,16 +57,32 @@ class Target:
         out). Returns (the request as sent, with a sent secret masked; (status, body, type))."""
         body = {k: v for k, v in {"secret": self.secret, "sessionId": self.session, **fields}.items()
                 if v is not None}
-        got = post(f"{self.url}/{endpoint}", raw if raw is not None else json.dumps(body).encode(),
-                   timeout=self.timeout)
         if raw is not None:
             sent = {"endpoint": f"/{endpoint}", "body": raw.decode("utf-8", "replace")}
         else:
             sent = {"endpoint": f"/{endpoint}", **body}
             if body.get("secret") == self.secret:
                 sent["secret"] = MASK  # it was sent; its value is not for the report
+        try:
+            got = post(f"{self.url}/{endpoint}", raw if raw is not None else json.dumps(body).encode(),
+                       timeout=self.timeout)
+        except NoAnswer as exc:
+            exc.sent = sent  # the report shows the request that got no answer
+            raise
         self._track(endpoint, body, got[0])
         return sent, got
+
+    @staticmethod
+    def no_answer(exc: NoAnswer, expected_status=None) -> str:
+        """What the report expects of a call that got no answer, with the likely cause."""
+        if exc.kind != CLOSED:
+            return "an answer" if expected_status is None else f"HTTP {expected_status}"
+        if expected_status is None or expected_status > 599:
+            return (f"HTTP {expected_status or 'status'}: the connection closed instead. 100HP's errors are "
+                    "HTTP statuses above 599 (601-609, 702), and some servers close the connection rather "
+                    "than send one (uvicorn does, for any status above 599): send them through a server "
+                    "that writes them, or check the wallet's log for the status it could not send")
+        return f"HTTP {expected_status}: the wallet closed the connection without answering (see its log)"
 
     def _track(self, endpoint, body, status):
         tx_id = body.get("txId")
@@ -141,9 +158,14 @@ def send(endpoint, status=200, data=None, delta=None, echo=None, has=(), rule=No
         values = {k: resolve(v, ctx) for k, v in fields.items()}
         watched = resolve(balance_of, ctx) if balance_of else target.session
         before = target.balance(watched) if delta is not None else None
-        sent, got = target.call(endpoint, values, raw)
+        try:
+            sent, got = target.call(endpoint, values, raw)
+        except NoAnswer as exc:
+            raise CaseFailed(exc.sent, f"no answer: {exc}", target.no_answer(exc, status)) from None
         answer_format(ctx, sent, got)
         code, answer, _ = got
+        if code == INTERNAL_ERROR != status:
+            raise CaseFailed(sent, got, failed_instead(f"HTTP {status} {MESSAGES.get(status, 'OK')}"))
         ctx.check(code == status, sent, got, f"HTTP {status} {MESSAGES.get(status, 'OK')}", rule)
         if status != 200 and code == status and data is not None:
             found = answer.get("data")
@@ -166,6 +188,13 @@ def send(endpoint, status=200, data=None, delta=None, echo=None, has=(), rule=No
                       f"{abs(Decimal(delta)):.2f}; amounts truncated to cents, never rounded), "
                       f"the wallet reports {after:.2f}", money_rule)
     return step
+
+
+def failed_instead(expected: str) -> str:
+    """Why a 702 is a failure, not a refusal (the report says it under the call)."""
+    return (f"{expected}, not 702: a correct wallet answers this call, and 702 says the wallet failed "
+            "on it (a crash, a lost race on a unique key that was not retried, a database error). "
+            "100HP retries or rolls back; it never counts a 702 as an answer")
 
 
 def answer_format(ctx, sent, got):
@@ -192,10 +221,19 @@ def _two_decimals(text: str) -> bool:
 
 
 # ---- steps that send several requests at once -----------------------------------------------------
+def internal_errors(results, expected: str):
+    """Requests sent at once: none may have answered 702 (a lost race must be answered as the
+    duplicate it is)."""
+    for sent, got in results:
+        if got[0] == INTERNAL_ERROR:
+            raise CaseFailed(sent, got, failed_instead(expected))
+
+
 def parallel_duplicates(ctx):
     target = ctx.target
     before = target.balance()
     results = at_once([lambda: target.call("withdrawal", {"txId": ctx.ids["T1"], "amount": "1"})] * 10)
+    internal_errors(results, "200 once, then 607 (Transaction already exists)")
     statuses = sorted(got[0] for _, got in results)
     ctx.check(statuses == [200] + [607] * 9, results[0][0], statuses, "one 200 and nine 607")
     ctx.check(target.balance() == before - 1, None, str(target.balance()), f"balance {before - 1}: one debit")
@@ -206,6 +244,7 @@ def parallel_rollbacks(ctx):
     send("withdrawal", txId="$T1", amount="3", delta="-3")(ctx)
     before = target.balance()
     results = at_once([lambda: target.call("rollback", {"txId": ctx.ids["T1"]})] * 10)
+    internal_errors(results, "200 once, then 608 (Transaction already refunded)")
     statuses = sorted(got[0] for _, got in results)
     ctx.check(statuses == [200] + [608] * 9, results[0][0], statuses, "one 200 and nine 608")
     ctx.check(target.balance() == before + 3, None, str(target.balance()), f"balance {before + 3}: one refund")
@@ -218,6 +257,7 @@ def parallel_beyond_balance(ctx):
     names = [f"P{i}" for i in range(6)]
     results = at_once([lambda n=n: target.call("withdrawal", {"txId": ctx.ids[n], "amount": str(amount)})
                        for n in names])
+    internal_errors(results, "200, or 603 (Insufficient balance)")
     statuses = [got[0] for _, got in results]
     after = target.balance()
     ctx.check(sorted(statuses) == [200] * 4 + [603] * 2, results[0][0], statuses,
@@ -225,13 +265,41 @@ def parallel_beyond_balance(ctx):
     ctx.check(after == before - 4 * amount, None, str(after), f"balance {before - 4 * amount}")
 
 
+def parallel_settles(endpoint, duplicate):
+    """Ten identical settling calls at once (deposit on a bet, or bonusWin): one 200, nine `duplicate`."""
+    def run(ctx):
+        target = ctx.target
+        if endpoint == "deposit":  # a win of the stake: the case ends where it started
+            send("withdrawal", txId="$T1", amount="2", delta="-2")(ctx)
+            fields = {"txId": ctx.ids["T1"], "amount": "2"}
+        else:
+            fields = {"txId": ctx.ids["T1"], "amount": "0.01", "promoId": "conformance"}
+        before = target.balance()
+        results = at_once([lambda: target.call(endpoint, fields)] * 10)
+        internal_errors(results, f"200 once, then {duplicate} ({MESSAGES[duplicate]})")
+        statuses = sorted(got[0] for _, got in results)
+        ctx.check(statuses == [200] + [duplicate] * 9, results[0][0], statuses, f"one 200 and nine {duplicate}")
+        credit = Decimal(fields["amount"])
+        ctx.check(target.balance() == before + credit, None, str(target.balance()),
+                  f"balance {before + credit}: one credit")
+    return run
+
+
+def whole_balance(ctx):
+    """A bet of exactly the balance is taken (the balance becomes 0.00), then rolled back."""
+    before = ctx.target.balance()
+    send("withdrawal", txId="$T1", amount=f"{before:.2f}", delta=f"-{before}")(ctx)
+    send("rollback", txId="$T1", delta=f"{before}")(ctx)
+
+
 def deposit_racing_rollback(ctx):
     target = ctx.target
     send("withdrawal", txId="$T1", amount="2", delta="-2")(ctx)
     before = target.balance()
-    (_, deposit), (_, rollback) = at_once([
-        lambda: target.call("deposit", {"txId": ctx.ids["T1"], "amount": "2"}),
-        lambda: target.call("rollback", {"txId": ctx.ids["T1"]})])
+    results = at_once([lambda: target.call("deposit", {"txId": ctx.ids["T1"], "amount": "2"}),
+                       lambda: target.call("rollback", {"txId": ctx.ids["T1"]})])
+    internal_errors(results, "200 for the winner; 609 or 608 for the loser")
+    (_, deposit), (_, rollback) = results
     outcome = (deposit[0], rollback[0])
     ctx.check(outcome in ((200, 609), (608, 200)), None, outcome,
               "exactly one wins; the loser names the winner: (200, 609) or (608, 200)")
@@ -294,10 +362,21 @@ def cases() -> list:
             send(W, txId="abc", amount="1", status=400, data="txId must be a UUID"),
             send(W, txId=None, amount="1", status=400, data="txId must be not empty", delta="0")],
             "100HP §4.3 (its rule texts)"),
+        Case("a bet of exactly the whole balance is taken", [whole_balance], "100HP §3.6 (603 only above it), §4.3"),
         Case("a bet above the balance is 603 and is never booked", [
             send(W, txId="$T1", amount="$OVER", status=603, delta="0"),
             send(R, txId="$T1", status=605)],
             "100HP §3.6, §4.3"),
+
+        Case("amounts past two decimals are truncated on every money call", [
+            send(W, txId="$T1", amount="2.999999", delta="-2.99"),
+            send(D, txId="$T1", amount="2.999999", delta="2.99"),
+            send(W, txId="$T2", amount="1.23456789", delta="-1.23"),
+            send(D, txId="$T2", amount="1.23999", delta="1.23"),
+            send(W, txId="$T3", amount="0.019", delta="-0.01"),
+            send(R, txId="$T3", delta="0.01"),
+            send(B, txId="$T4", amount="0.0199999", promoId="conformance", delta="0.01")],
+            "100HP §3.3 (cut off, not rounded, on every amount)"),
 
         # deposit
         Case("a deposit settles once; a rollback after it is 609", [
@@ -454,6 +533,10 @@ def cases() -> list:
         Case("10 parallel rollbacks refund once", [parallel_rollbacks], "100HP §3.7 (608)", concurrent=True),
         Case("parallel withdrawals beyond the balance never go negative", [parallel_beyond_balance],
              "100HP §3.6 (603)", concurrent=True),
+        Case("10 parallel identical deposits settle once", [parallel_settles(D, 609)], "100HP §3.7 (609)",
+             concurrent=True),
+        Case("10 parallel identical bonusWins credit once", [parallel_settles(B, 607)], "100HP §3.7 (607), §4.6",
+             concurrent=True),
         Case("a deposit racing a rollback: exactly one wins", [deposit_racing_rollback], "100HP §3.7",
              concurrent=True),
         # last: a wallet without this rule credits almost 1e18, which no clean-up can take back

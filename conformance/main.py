@@ -4,17 +4,28 @@ Runs from a checkout with only conformance/requirements.txt installed: it import
 the wallet, builds nothing and writes no file (but the --junit report you ask for).
 `flask --app app conformance ...` is the same command (conformance/cli.py, for the Flask CLI).
 
+The secret (100HP's shared secret, Hash's AES key) is read from the environment (HP_SECRET,
+HASH_SECRET: the wallet's own setting names), or from --secret-file, or given with --secret, which
+every user of the machine sees in `ps`.
+
+The wallet is not trusted: each call ends by --timeout however slowly its answer comes, at most
+1 MB of an answer is read, and what it answered is printed escaped (conformance/http.py, report.py).
+A 702 (100HP) or 5000 (Hash) answered to a call a correct wallet must answer is a failure, never a
+refusal, with or without --strict; --strict makes the rules of this project's own fail as well.
+
 Exit status: 0 every case passed (warnings allowed), 1 a case failed (or, soak: money was lost or
 doubled, or an answer was wrong), 2 the run could not start (unreachable wallet, a test session or
-token that is not valid, not enough funds, bad options).
+token that is not valid, not enough funds, no secret, bad options).
 """
 import argparse
+import os
 import sys
 from decimal import Decimal
 
 from . import hash as hash_cases
 from . import hp100, report, runner, soak
 from .envelope import IV_FORMS
+from .report import printable
 from .runner import CaseFailed
 
 
@@ -49,13 +60,13 @@ def parser() -> argparse.ArgumentParser:
         add_options(sub, soak=True)
         sub.add_argument("--minutes", type=float, required=True, help="how long, e.g. 0.2 (12 seconds)")
         sub.add_argument("--threads", type=int, default=8, help="concurrent callers (default 8)")
-        sub.add_argument("--timeout", type=float, default=5.0, help="seconds before a call counts as timed out")
+        sub.add_argument("--timeout", type=float, default=5.0, help="seconds a call may take in all before it counts as timed out (default 5)")
     return top
 
 
 def _hp_options(p, soak=False):
     p.add_argument("--url", required=True, help="the wallet's base, e.g. http://127.0.0.1:8000/100hp")
-    p.add_argument("--secret", required=True, help="the shared secret 100HP sends in every request")
+    _secret_options(p, "HP_SECRET", "the shared secret 100HP sends in every request")
     if soak:
         p.add_argument("--session", required=True, action="append",
                        help="a live sessionId of a test player; repeat for more players")
@@ -71,7 +82,7 @@ def _hash_options(p, soak=False):
     p.add_argument("--url", required=True, help="the wallet's base (the /api/v2 paths are added), "
                                                 "e.g. http://127.0.0.1:8000")
     p.add_argument("--merchant-id", required=True)
-    p.add_argument("--secret", required=True, help="the 32-character AES key")
+    _secret_options(p, "HASH_SECRET", "the 32-character AES key")
     p.add_argument("--currency", default="USDT", help="default USDT")
     p.add_argument("--iv-mode", choices=IV_FORMS, default="prefix",
                    help="the IV form the wallet accepts (HASH_IV_MODE); default prefix")
@@ -82,6 +93,34 @@ def _hash_options(p, soak=False):
     p.add_argument("--token", required=True,
                    help=f"a token of a test player with at least {hash_cases.FUNDS_NEEDED}")
     p.add_argument("--second-token", help="a token of another player (the user_id cases)")
+    p.add_argument("--payout", choices=hash_cases.PAYOUTS,
+                   help="what the wallet pays on a settle (HASH_PAYOUT); default: either, as long as every "
+                        "settle pays by the same one")
+
+
+def _secret_options(p, variable, what):
+    """The secret from the environment (`variable`), a file, or the command line (which `ps` shows
+    to every user of the machine: the other two are for shared machines and CI)."""
+    p.set_defaults(secret_variable=variable)
+    p.add_argument("--secret-file", metavar="FILE", help=f"{what}: read from FILE (one line)")
+    p.add_argument("--secret", help=f"{what}, on the command line (visible in ps: prefer ${variable} "
+                                    f"in the environment, or --secret-file); default ${variable}")
+
+
+def read_secret(args) -> str:
+    """--secret, else --secret-file, else the environment variable; CannotStart if none."""
+    if args.secret:
+        return args.secret
+    if args.secret_file:
+        try:
+            with open(args.secret_file, encoding="utf-8") as f:
+                return f.read().rstrip("\r\n")
+        except (OSError, UnicodeError) as exc:
+            raise CannotStart(f"--secret-file: {exc}") from None
+    if os.environ.get(args.secret_variable):
+        return os.environ[args.secret_variable]
+    raise CannotStart(f"no secret: set ${args.secret_variable} in the environment, or give --secret-file FILE "
+                      f"(or --secret, which ps shows)")
 
 
 def _run_options(p):
@@ -91,18 +130,20 @@ def _run_options(p):
     p.add_argument("--only", metavar="TEXT", help="run only the cases whose name contains TEXT")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--junit", metavar="FILE", help="also write the report as JUnit XML to FILE")
-    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for an answer (default 15)")
+    p.add_argument("--timeout", type=float, default=15.0,
+                   help="seconds a call may take in all, its whole answer included (default 15)")
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
+        args.secret = read_secret(args)
         if args.command == "soak":
             return soak.main(args)
         run = run_100hp if args.command == "100hp" else run_hash
         return run(args)
     except CannotStart as exc:
-        print(f"cannot start: {exc}", file=sys.stderr)
+        print(printable(f"cannot start: {exc}"), file=sys.stderr)  # it may quote the wallet's answer
         return 2
 
 
@@ -142,6 +183,7 @@ def run_hash(args) -> int:
     target = hash_cases.Target(args.url, args.merchant_id, args.secret, args.token, args.currency,
                                args.iv_mode, args.timeout)
     target.user_id = _start_hash(target, args.token, "--token")
+    target.payout = args.payout
     before = _funded(target.balance, hash_cases.FUNDS_NEEDED, "the test player")
     if args.second_token:
         target.second_token = args.second_token

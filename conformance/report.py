@@ -2,7 +2,8 @@
 
 Text: one line per case (PASS, FAIL, WARN, SKIP); under a FAIL or WARN the request as it was sent
 (a secret that was sent shows as "***"), the answer, and what was expected; whatever the case's
-clean-up could not settle.
+clean-up could not settle. What the wallet answered is printed escaped (printable()); JSON escapes
+it by itself (ensure_ascii), JUnit XML replaces what XML cannot hold.
 
 JUnit (`--junit FILE`): one <testsuite> of <testcase> elements. A FAIL is a <failure>; a SKIP is a
 <skipped>; a WARN (a rule of this project's, not the provider's) is also a <skipped> whose message
@@ -28,7 +29,17 @@ def summary(results) -> str:
             f"{c['skipped']} skipped")
 
 
+def printable(text) -> str:
+    """Text that may come from the wallet, safe to print: each character a terminal would act on
+    (escape sequences, control characters, line breaks, bidirectional overrides) written as \\xNN
+    or \\uNNNN. A wallet's answer must not retitle, clear or forge lines of the user's terminal."""
+    return "".join(c if c.isprintable() else
+                   (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" if ord(c) < 0x10000
+                    else f"\\U{ord(c):08x}") for c in str(text))
+
+
 def text(title: str, results, notes=()) -> str:
+    """The checklist; every line printable() (what a wallet answered reaches it)."""
     lines = [title, *notes]
     for r in results:
         lines.append(f"  {r.verdict}  {r.name}" + (f"  ({r.why_skipped})" if r.why_skipped else ""))
@@ -41,7 +52,7 @@ def text(title: str, results, notes=()) -> str:
         for item in r.left_open:
             lines.append(f"        left open: {item}")
     lines.append(summary(results))
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def as_json(title: str, results, notes=()) -> str:

@@ -113,8 +113,10 @@ def run_case(case: Case, target, strict: bool) -> Result:
         result.problems.append({"sent": failed.sent, "got": failed.got, "expected": failed.expected,
                                 "rule": failed.rule})
         result.verdict = FAIL
-    except OSError as exc:
-        result.problems.append({"sent": None, "got": f"no answer: {exc}", "expected": "an answer",
+    except OSError as exc:  # NoAnswer carries the request it got no answer to
+        explain = getattr(target, "no_answer", None)
+        result.problems.append({"sent": getattr(exc, "sent", None), "got": f"no answer: {exc}",
+                                "expected": explain(exc) if explain and hasattr(exc, "kind") else "an answer",
                                 "rule": PROVIDER})
         result.verdict = FAIL
     except Exception as exc:  # an answer the kit could not read: the wallet's mistake, shown as one

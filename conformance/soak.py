@@ -1,12 +1,18 @@
 """Soak: play a provider for N minutes the way it behaves in production, then check the money.
 
-Threads play rounds for the test players at once: bets and wins, lost rounds, duplicates, bets
-that time out and are rolled back (100HP) or failed (Hash), the 100HP billing resolver's late
-rollbacks and repeated deposits, Hash's retried updates. The kit keeps, per player, the moves the
+Threads play rounds for the test players at once: bets and wins, lost rounds, duplicates (some sent
+twice at once, on two connections: each must answer as the duplicate it is), bets that time out
+and are rolled back (100HP) or failed (Hash), the 100HP billing resolver's late rollbacks and
+repeated deposits, Hash's retried updates. The kit keeps, per player, the moves the
 wallet confirmed (a 200 / code 0 it answered); a call that got no answer is settled the way the
 provider settles it (a rollback, a retry) and counts as what that settlement shows. At the end each
 player's balance, as the wallet reports it, must be its start plus those moves: less is money lost,
-more is money doubled. Also printed: the calls by result code, and p50/p99 latency.
+more is money doubled. A 702 or 5000 fails the soak too: it provokes none (its timeouts are its own,
+on the client side), so each is a call a correct wallet would have answered. Hash's updates are
+retried as Hash may: the same envelope byte for byte first (answered 0 if it was applied), then
+sealed afresh; some prizes are computed in float64 (0.03 * 1.95 is written 0.058499999999999996)
+and count as the 6-decimal value they stand for. Also printed: the calls by result code, and
+p50/p99 latency.
 """
 import json
 import random
@@ -20,6 +26,8 @@ from decimal import ROUND_DOWN, Decimal
 
 from . import hash as hash_cases
 from .http import post
+from .report import printable
+from .runner import at_once
 
 CENT = Decimal("0.01")
 FUNDS_NEEDED = Decimal("10")
@@ -140,7 +148,7 @@ class Soak:
         if len(self.unexpected) > 20:
             lines.append(f"... and {len(self.unexpected) - 20} more unexpected answers")
         lines.append("soak: " + ("PASS, nothing lost or doubled" if ok else "FAIL"))
-        print("\n".join(lines))
+        print("\n".join(printable(line) for line in lines))  # lines quote the wallet's answers
         return 0 if ok else 1
 
     def label(self, player) -> str:
@@ -183,6 +191,9 @@ class Hp100Soak(Soak):
             self.record(endpoint, "no answer")
             return None, None
         self.record(endpoint, status, time.monotonic() - started)
+        if status == 702:  # the soak provokes none: a failure, then settled as an outcome unknown
+            self.wrong(f"/{endpoint} {fields.get('txId', '')} answered 702: a correct wallet answers every call "
+                       f"of the soak (a lost race on a unique key must be retried, not answered 702)")
         if status == 200 and not (isinstance(answer, dict) and isinstance(answer.get("balance"), str)):
             self.wrong(f"/{endpoint} answered 200 without a balance: {answer}")
         elif status == 200 and answer["balance"].startswith("-"):
@@ -219,9 +230,10 @@ class Hp100Soak(Soak):
         if status != 200:
             return
         player.moved(-amount)
-        if kind == "duplicates":
-            self.expect("withdrawal", self.send("withdrawal", {"sessionId": session, "txId": tx_id,
-                                                               "amount": text})[0], {607}, tx_id)
+        if kind == "duplicates":  # two repeats at once, on two connections: each is the duplicate it is
+            repeat = {"sessionId": session, "txId": tx_id, "amount": text}
+            for status, _ in at_once([lambda: self.send("withdrawal", repeat)] * 2):
+                self.expect("withdrawal", status, {607}, tx_id)
         if kind == "rollback":
             self.roll_back(player, tx_id, amount)
             self.expect("deposit", self.send("deposit", {"txId": tx_id, "amount": text})[0], {608}, tx_id)
@@ -233,8 +245,9 @@ class Hp100Soak(Soak):
         self.sleep(rng)
         win = Decimal(0) if kind == "loss" else Decimal(rng.randint(0, 200)) / 100
         self.deposit(player, tx_id, win)
-        if kind == "duplicates":  # the resolver's "second chance", then a late rollback
-            self.expect("deposit", self.send("deposit", {"txId": tx_id, "amount": f"{win:.2f}"})[0], {609}, tx_id)
+        if kind == "duplicates":  # the resolver's "second chance" twice at once, then a late rollback
+            for status, _ in at_once([lambda: self.send("deposit", {"txId": tx_id, "amount": f"{win:.2f}"})] * 2):
+                self.expect("deposit", status, {609}, tx_id)
             self.expect("rollback", self.send("rollback", {"txId": tx_id})[0], {609}, tx_id)
 
     def bonus_win(self, player, tx_id, attempts=5):
@@ -326,6 +339,9 @@ class HashSoak(Soak):
             self.wrong(f"{path} answered HTTP {status}: {str(answer)[:200]}")
             return None, None
         self.record(path, answer["code"], time.monotonic() - started)
+        if answer["code"] == hash_cases.INTERNAL_ERROR:  # the soak provokes none
+            self.wrong(f"{path} {plain.get('order_no', '')} answered 5000: a correct wallet answers every request "
+                       f"of the soak (a lost race on a unique key must be retried, not answered 5000)")
         return answer["code"], answer.get("data") or {}
 
     def balance(self, token) -> Decimal:
@@ -355,16 +371,18 @@ class HashSoak(Soak):
                 self.wrong(f"order/add {order_no} answered code {code}")
             return
         player.moved(-amount)
-        if kind == "duplicate":
-            again, _ = self.send("order/add", order)
-            if again != 0:
-                self.wrong(f"a repeated order/add {order_no} answered code {again}, expected 0")
+        if kind == "duplicate":  # two repeats at once, on two connections: each answers success
+            for again, _ in at_once([lambda: self.send("order/add", order)] * 2):
+                if again not in (0, None):
+                    self.wrong(f"a repeated order/add {order_no} answered code {again}, expected 0")
         self.update(player, order, hash_cases.PENDING_SETTLEMENT, Decimal(0))
         self.sleep(rng)
         if kind == "refund":
             self.update(player, order, rng.choice([hash_cases.FAILED, hash_cases.CANCELLED]), Decimal(0))
             return
         prize = Decimal(0) if kind == "lose" else Decimal(rng.randint(0, 200)) / 100
+        if kind == "settle" and rng.random() < 0.5:  # computed in float64, as Hash computes it
+            prize = float(amount) * 1.95  # e.g. 0.03 * 1.95 is written 0.058499999999999996
         self.update(player, order, hash_cases.SUCCESS, prize, first_timeout=kind == "update timeout", rng=rng)
         self.update(player, order, hash_cases.SUCCESS, prize, retry=True)  # Hash's retry: no second credit
 
@@ -379,13 +397,15 @@ class HashSoak(Soak):
             # the first retry re-sends the same envelope (a retry may reuse its request_id), later
             # ones are sealed afresh
             code, _ = self.send("order/update", plain, timeout, first if attempt < 2 else None)
-            if code == 1005 and attempt == 1:
-                code = 0  # that request_id was seen: the first try was applied
+            if code == 1005 and attempt == 1:  # the same envelope again must be answered as the retry it is
+                self.wrong(f"order/update {order['order_no']}: an identical re-send (same request_id) answered "
+                           f"1005, expected 0 (the request was applied: it is a retry)")
+                code = 0  # the request_id was seen: the first try was applied
             if code == 0:
                 if retry or unknown:
                     return
                 if status == hash_cases.SUCCESS:
-                    player.moved(prize)
+                    player.moved(booked(prize))
                 elif status in (hash_cases.FAILED, hash_cases.CANCELLED):
                     player.moved(Decimal(str(order["amount"])))
                 return
@@ -393,7 +413,8 @@ class HashSoak(Soak):
                 if attempt == attempts - 1:
                     return  # it never arrived: nothing to refund
             elif code not in (None, 5000):
-                self.wrong(f"order/update {order['order_no']} status {status} answered code {code}")
+                written = f" (prize written {plain['prize']!r}: a float64)" if isinstance(prize, float) else ""
+                self.wrong(f"order/update {order['order_no']} status {status} answered code {code}{written}")
                 return
             time.sleep(0.1)
         self.unresolved.append(f"order/update {order['order_no']}: no code 0 after {attempts} tries")
@@ -405,11 +426,19 @@ class HashSoak(Soak):
         pass
 
 
+def booked(prize) -> Decimal:
+    """What a prize stands for: a float64 is the value of at most 6 decimals it is closest to
+    (docs/hash.md §6.4: 2.2424999999999997, 1.15 * 1.95 in float64, is 2.2425)."""
+    if isinstance(prize, float):
+        return Decimal(repr(prize)).quantize(Decimal("0.000001"))
+    return prize
+
+
 def main(args) -> int:
     soak = Hp100Soak(args) if args.provider == "100hp" else HashSoak(args)
     try:
         soak.start()
     except (OSError, ValueError, KeyError, ArithmeticError) as exc:  # no answer, or not one to read
-        print(f"cannot start: {exc}", file=sys.stderr)
+        print(printable(f"cannot start: {exc}"), file=sys.stderr)
         return 2
     return soak.run()

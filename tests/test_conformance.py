@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 from decimal import Decimal
 
+import pytest
 from conftest import HASH_SECRET, HP_SECRET, MERCHANT_ID, TEST_CONFIG, audit, gunicorn, init_schema, new_player
 from werkzeug.serving import make_server
 
@@ -113,19 +114,57 @@ def sql_players(app) -> dict:
 
 
 # ---- this wallet passes ------------------------------------------------------------------------------
+# Hash's retry of a request whose answer it lost, and float64-written prizes (issue 25 items 1 and 3):
+# today's wallet refuses both (1005, 1001); the hashrules branch makes it take them. Until that is
+# merged the suites below pass this wallet but for these two cases, and the test that they pass too is
+# an expected failure (strict: it says so the moment they pass; then drop the mark and this set).
+AWAITING_HASHRULES = {"an identical re-send of an applied request is answered 0, nothing moves",
+                      "float64-written amounts are booked as the values they stand for"}
+
+
 def test_this_wallet_passes_both_suites(app, database_url):
     ids = sql_players(app)
     with gunicorn(database_url, workers=4) as base:
         status, out, _ = kit(*hp_args(base, ids, *all_sessions(ids), "--json"))
         assert status == 0, out
         assert not_passed(out) == {}, out
-        assert len(verdicts(out)) == 36
+        assert len(verdicts(out)) == 40
         status, out, _ = kit(*hash_args(base, ids["session"], "--second-token", ids["second"], "--json",
                                         "--strict"))
-        assert status == 0, out
-        assert not_passed(out) == {}, out
-        assert len(verdicts(out)) == 27
+        assert set(not_passed(out)) <= AWAITING_HASHRULES, out
+        assert len(verdicts(out)) == 33
     assert audit(app.extensions["engine"]) == []
+
+
+@pytest.mark.xfail(strict=True, reason="needs the hashrules branch (issue 25 items 1 and 3)")
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_this_wallet_answers_hash_retries_and_float64(app, database_url):
+    ids = sql_players(app)
+    with gunicorn(database_url, workers=2) as base:
+        for case in AWAITING_HASHRULES:
+            status, out, _ = kit(*hash_args(base, ids["session"], "--only", case, "--json", "--strict"))
+            assert status == 0 and not_passed(out) == {}, out
+
+
+@pytest.mark.parametrize("formula", ["prize+bonus", "prize-tax+bonus"])
+def test_either_payout_formula_passes_and_a_wrong_payout_option_fails(tmp_path, formula):
+    """HASH_PAYOUT either way: the kit learns the formula from the first settle, or takes it from
+    --payout; told the other formula, it fails the case."""
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{tmp_path}/payout.db", "HASH_PAYOUT": formula})
+    init_schema(app.extensions["engine"])
+    _, token = new_player(app, "1000", extra_currencies=("USDT",))
+    other = next(f for f in ("prize+bonus", "prize-tax+bonus") if f != formula)
+    with serve(app) as base:
+        for given, verdict in ((None, "PASS"), (formula, "PASS"), (other, "FAIL")):
+            payout = ("--payout", given) if given else ()
+            status, out, _ = kit(*hash_args(base, token, "--only", "tax and a bonus", "--json", *payout))
+            assert verdicts(out) == {"a settle with a tax and a bonus pays by one formula, the same every time":
+                                     verdict}, out
+            if verdict == "FAIL":
+                expected = json.loads(out)["cases"][0]["problems"][0]["expected"]
+                assert expected.startswith(f"a credit by --payout {other}: ")
+                assert "the wallet credited 20.25" in expected or "the wallet credited 20.75" in expected
+    app.extensions["engine"].dispose()
 
 
 def test_the_flask_alias_is_the_same_command(app, database_url):
@@ -220,7 +259,7 @@ def test_reports_json_and_junit(tmp_path):
         status, out, _ = kit(*hp_args(base, ids, "--json", "--no-concurrency", "--junit", junit))
         assert status == 1
         report = json.loads(out)
-        assert (report["passed"], report["failed"], report["warnings"], report["skipped"]) == (28, 1, 0, 7)
+        assert (report["passed"], report["failed"], report["warnings"], report["skipped"]) == (30, 1, 0, 9)
         assert {c["name"]: c["why_skipped"] for c in report["cases"] if c["verdict"] == "SKIP"} == {
             "a blocked player: auth and balance answer, a bet is 604, a bonusWin pays": "needs --blocked-session",
             "a closed session: auth, balance and bets are 604; deposits, rollbacks, bonusWins settle":
@@ -229,12 +268,15 @@ def test_reports_json_and_junit(tmp_path):
             "10 parallel identical withdrawals debit once": "--no-concurrency",
             "10 parallel rollbacks refund once": "--no-concurrency",
             "parallel withdrawals beyond the balance never go negative": "--no-concurrency",
+            "10 parallel identical deposits settle once": "--no-concurrency",
+            "10 parallel identical bonusWins credit once": "--no-concurrency",
             "a deposit racing a rollback: exactly one wins": "--no-concurrency"}
         suite = ET.parse(junit).getroot().find("testsuite")
-        assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("36", "1", "7")
+        assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("40", "1", "9")
         failed = [c for c in suite.iter("testcase") if c.find("failure") is not None]
         assert [c.get("name") for c in failed] == ["a lost round: deposit 0"]
-        assert failed[0].find("failure").get("message") == "HTTP 200 OK"
+        assert failed[0].find("failure").get("message").startswith(
+            "HTTP 200 OK, not 702: a correct wallet answers this call")  # a 702 is a failure, and says why
         assert "expected: HTTP 200 OK" in failed[0].find("failure").text
 
 
@@ -281,8 +323,7 @@ def test_hash_answers_sealed_and_the_key16_form(tmp_path):
     _, token = new_player(app, "1000", extra_currencies=("USDT",))
     with serve(app) as base:
         status, out, _ = kit(*hash_args(base, token, "--iv-mode", "key16", "--json"))
-        assert status == 0, out
-        assert not_passed(out) == {}
+        assert set(not_passed(out)) <= AWAITING_HASHRULES, out
         status, _, err = kit(*hash_args(base, token))  # the prefix form: the kit cannot open its answers
     assert status == 2 and "--iv-mode" in err
     app.extensions["engine"].dispose()

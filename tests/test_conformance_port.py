@@ -34,7 +34,7 @@ def test_the_port_passes_the_standalone_kit(isolated_kit, tmp_path, monkeypatch)
         result = isolated_kit("100hp", "--url", f"{base}/100hp", "--secret", HP_SECRET, "--session", session,
                               "--second-session", second, "--closed-session", closed)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "35 passed, 0 failed, 0 warnings, 1 skipped" in result.stdout  # no blocked players in this port
+    assert "39 passed, 0 failed, 0 warnings, 1 skipped" in result.stdout  # no blocked players in this port
     assert "SKIP  a blocked player" in result.stdout
 
     with sqlite3.connect(path) as conn:
@@ -45,7 +45,7 @@ def test_the_port_passes_the_standalone_kit(isolated_kit, tmp_path, monkeypatch)
         open_bets = conn.execute("SELECT COUNT(*) FROM bets WHERE status = 'open'").fetchone()[0]
     assert balances == {7: 100000 + ledger[7], 8: 2500 + ledger.get(8, 0)}
     assert last == {user: balance for user, balance in balances.items() if user in ledger}
-    assert balances[7] == 100002  # three bonusWin cents, less the lost round's cent
+    assert balances[7] == 100004  # five bonusWin cents, less the lost round's cent
     assert open_bets == 0
 
 
