@@ -136,7 +136,6 @@ def test_this_wallet_passes_both_suites(app, database_url):
     assert audit(app.extensions["engine"]) == []
 
 
-@pytest.mark.xfail(strict=True, reason="needs the hashrules branch (issue 25 items 1 and 3)")
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_this_wallet_answers_hash_retries_and_float64(app, database_url):
     ids = sql_players(app)
