@@ -18,7 +18,7 @@ from test_conformance import kit
 
 from examples.port_fastapi import storage
 from wallet.core import db
-from wallet.hash.orders import CANCELLED, SUCCESS
+from wallet.hash.orders import CANCELLED, SUCCESS, HashError
 
 # The casino's own tables, as they were before the port (storage.py's docstring).
 EXISTING = [
@@ -34,14 +34,21 @@ EXISTING = [
 
 @pytest.fixture
 def casino_db(tmp_path):
+    """The casino's database before the port: its own tables only."""
     url = fresh_database("postgres", tmp_path)
     engine = db.make_engine(url)
     with engine.begin() as conn:
         for statement in EXISTING:
             conn.exec_driver_sql(statement)
-    storage.create_tables(engine)
     yield url, engine
     engine.dispose()
+
+
+@pytest.fixture
+def engine(casino_db):
+    """With the port's tables added: the storage alone, without a server."""
+    storage.create_tables(casino_db[1])
+    return casino_db[1]
 
 
 @contextlib.contextmanager
@@ -81,7 +88,7 @@ def _healthy(base) -> bool:
 
 def test_the_fastapi_port_passes_the_kit_strictly_for_both_providers(casino_db):
     url, engine = casino_db
-    with hypercorn(url) as base:
+    with hypercorn(url) as base:  # its two workers add the port's tables as they start
         status, out, err = kit("100hp", "--url", f"{base}/100hp", "--secret", HP_SECRET, "--session", "alice-token",
                                "--second-session", "bob-token", "--closed-session", "alice-old", "--strict")
         assert status == 0, out + err
@@ -100,8 +107,7 @@ def test_the_fastapi_port_passes_the_kit_strictly_for_both_providers(casino_db):
     assert open_bets == 0 and open_orders == 0
 
 
-def test_hash_amounts_below_a_cent_are_kept_exactly_on_a_cents_table(casino_db):
-    _, engine = casino_db
+def test_hash_amounts_below_a_cent_are_kept_exactly_on_a_cents_table(engine):
     merchant = storage.PortHashWallet(engine)
     order = {"user_id": 7, "order_no": "H1", "currency": "USDT", "amount": Decimal("1.000001"),
              "entry_key": "pc28", "round_id": "1", "bet_info": "[]"}
@@ -118,16 +124,14 @@ def test_hash_amounts_below_a_cent_are_kept_exactly_on_a_cents_table(casino_db):
     assert ledger == [(Decimal("-1.000001"), Decimal("998.999999")), (Decimal("19.505"), Decimal("1018.504999"))]
 
 
-def test_an_unmapped_hash_currency_has_no_wallet(casino_db):
-    _, engine = casino_db
+def test_an_unmapped_hash_currency_has_no_wallet(engine):
     merchant = storage.PortHashWallet(engine)
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(HashError) as refused:
         merchant.user_balance("alice-token", "TRX")
     assert refused.value.code == 2003
 
 
-def test_its_own_schema_refuses_a_second_booking_of_one_operation(casino_db):
-    _, engine = casino_db
+def test_its_own_schema_refuses_a_second_booking_of_one_operation(engine):
     merchant = storage.PortHashWallet(engine)
     order = {"user_id": 7, "order_no": "H2", "currency": "USDT", "amount": Decimal(5),
              "entry_key": "pc28", "round_id": "1", "bet_info": "[]"}

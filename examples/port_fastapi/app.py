@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from examples.port_fastapi.storage import PortCasino, PortHashWallet, create_tables
 from wallet.core import db
 from wallet.hash import blueprint as hash_fields  # plain functions of the decrypted body
-from wallet.hash.envelope import EnvelopeError, decrypt
+from wallet.hash.envelope import IV_MODES, EnvelopeError, decrypt
 from wallet.hash.orders import HashError, RequestId, request_digest
 from wallet.hp100.blueprint import RULES  # 100HP's field rules, in the documented order
 from wallet.hp100.casino import CasinoError
@@ -53,6 +53,10 @@ CONFIG = {name: setting(name, default) for name, default in [
     ("HASH_IV_MODE", "prefix"), ("HASH_TIMESTAMP_WINDOW_MS", "300000")]}
 if len(CONFIG["HASH_SECRET"]) != 32:
     raise SystemExit("port_fastapi: HASH_SECRET must be 32 characters (the AES-256 key)")
+if CONFIG["HASH_IV_MODE"] not in IV_MODES:
+    raise SystemExit(f"port_fastapi: HASH_IV_MODE must be one of {', '.join(IV_MODES)}")
+if not CONFIG["HASH_TIMESTAMP_WINDOW_MS"].isdigit():
+    raise SystemExit("port_fastapi: HASH_TIMESTAMP_WINDOW_MS must be a whole number of milliseconds")
 
 engine = db.make_engine(CONFIG["DATABASE_URL"])  # synchronous psycopg: the rules' transactions
 casino, merchant = PortCasino(engine), PortHashWallet(engine)

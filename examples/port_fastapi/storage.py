@@ -89,7 +89,9 @@ TOKEN = ("SELECT t.token, t.expires_at, t.revoked, a.id, a.email, a.currency, a.
 
 
 def create_tables(engine) -> None:
+    """The port's tables, if missing; the workers of a server start together, so one at a time."""
     with engine.begin() as conn:
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(27)")  # held until this COMMIT
         for statement in TABLES.split(";\n"):
             conn.exec_driver_sql(statement)
 
