@@ -1,7 +1,7 @@
 """The async worked port (examples/port_fastapi): both providers in a FastAPI service on an existing
 PostgreSQL accounts table in cents, served by Hypercorn, passes the kit with --strict for 100HP and
-for Hash; its books agree; Hash's sub-cent amounts are kept to the millionth, never rounded; its own
-schema refuses a second booking of one operation."""
+for Hash, and a short soak of each; its books agree; Hash's sub-cent amounts are kept to the
+millionth, never rounded; its own schema refuses a second booking of one operation."""
 import contextlib
 import os
 import subprocess
@@ -97,10 +97,18 @@ def test_the_fastapi_port_passes_the_kit_strictly_for_both_providers(casino_db):
                                "--token", "alice-token", "--second-token", "bob-token", "--strict")
         assert status == 0, out + err
         assert "0 failed, 0 warnings" in out, out
+        # then each provider as in production for 6 s: concurrent players, timeouts, retries, duplicates
+        status, out, err = kit("soak", "100hp", "--url", f"{base}/100hp", "--secret", HP_SECRET,
+                               "--session", "alice-token", "--session", "bob-token", "--minutes", "0.1")
+        assert status == 0, out + err
+        status, out, err = kit("soak", "hash", "--url", base, "--merchant-id", MERCHANT_ID, "--secret", HASH_SECRET,
+                               "--token", "alice-token", "--token", "bob-token", "--minutes", "0.1")
+        assert status == 0, out + err
 
     with engine.connect() as conn:
         balances = {row.id: storage.exact(row) for row in conn.execute(sa.text(storage.ACCOUNT))}
-        moved = dict(conn.execute(sa.text("SELECT account_id, SUM(amount) FROM wallet_ledger GROUP BY account_id")).all())
+        moved = dict(conn.execute(sa.text("SELECT account_id, SUM(amount) FROM wallet_ledger "
+                                          "GROUP BY account_id")).all())
         open_bets = conn.execute(sa.text("SELECT COUNT(*) FROM hp_bets WHERE status = 'open'")).scalar()
         open_orders = conn.execute(sa.text("SELECT COUNT(*) FROM hash_orders WHERE status IN (0, 3)")).scalar()
     assert balances == {7: Decimal(1000) + moved[7], 8: Decimal(2500) + moved.get(8, 0)}
