@@ -8,9 +8,18 @@ the wallet's own answers.
 
 Hash's error-code table was not found, so a refusal is checked as "a non-zero code, nothing moved"
 (the provider's rule); the code this project answers is checked too, as a rule of ours (a warning
-unless --strict). Other rules of ours (the request_id replay, the IV form, the changed-data and
-payout limits, text no database can store) are cases with `ours=`. The cases leave the balance as
-they found it: every order they place is settled, refunded, or cancelled by the clean-up.
+unless --strict). 5000 (internal error) is never a refusal: a correct wallet answers every request
+the cases send, so a 5000 fails the case and the report says which request got it. Other rules of
+ours (the timestamp window, the IV form, the changed-data and payout limits, text no database can
+store) are cases with `ours=`.
+
+The amounts are what Hash sends: float64 (a prize computed as 1.15 * 1.95 is written
+2.2424999999999997 and stands for 2.2425), up to 6 decimals, with a tax and a bonus paid by the
+wallet's HASH_PAYOUT formula (--payout, or learned from the first settle and then held to). Hash's
+retries are both kinds it may send: the same envelope byte for byte (answered 0 once applied) and a
+fresh one; another request under a used request_id is refused. The cases leave the balance as they
+found it: every order they place is settled, refunded, or cancelled by the clean-up, and a case
+that wins loses it again (give_back).
 """
 import json
 import threading
@@ -572,7 +581,8 @@ def cases() -> list:
             update("O2", amount=0.1 + 0.2, status=CANCELLED, delta="0.3"),
             give_back],
             "Hash §6.4 (amounts are float64: 1.15 x 1.95 in float64 is written 2.2424999999999997)"),
-        Case("a settle with a tax and a bonus pays by one formula, the same every time", [remember_balance, taxed_settles, give_back],
+        Case("a settle with a tax and a bonus pays by one formula, the same every time",
+             [remember_balance, taxed_settles, give_back],
              "Hash §4.4 (prize is \"tax included\"), §6.2 (HASH_PAYOUT, or the kit's --payout)"),
         Case("a settle above 1000 times the stake is refused", [
             add(amount="0.01", delta="-0.01", rule=PROVIDER, money_rule=PROVIDER),

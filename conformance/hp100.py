@@ -8,6 +8,12 @@ reports. Every answer is also checked for 100HP's format: HTTP status = errCode,
 {data, message, errCode} with the message of 100HP's table, JSON content type, balances as strings
 with two decimals.
 
+A 702 is never an answer to a call a correct wallet must answer: it fails the case, whoever's rule
+the case checks, and the report says which call got it (a lost race on a unique key must be answered
+as the duplicate it is). A call the wallet closes the connection on shows the request and the likely
+cause (uvicorn drops any status above 599). Amounts carry more than two decimals on every money call,
+and one bet is the whole balance.
+
 Where a rule comes from: the provider's documentation (field rules, error codes and their order,
 the duplicate rules), or this project's decisions where the documentation is silent (a case with
 `ours=`; its failures are warnings unless --strict). A case leaves the balance as it found it: it
@@ -75,14 +81,15 @@ class Target:
     @staticmethod
     def no_answer(exc: NoAnswer, expected_status=None) -> str:
         """What the report expects of a call that got no answer, with the likely cause."""
+        wanted = "an answer" if expected_status is None else f"HTTP {expected_status}"
         if exc.kind != CLOSED:
-            return "an answer" if expected_status is None else f"HTTP {expected_status}"
+            return wanted
         if expected_status is None or expected_status > 599:
-            return (f"HTTP {expected_status or 'status'}: the connection closed instead. 100HP's errors are "
-                    "HTTP statuses above 599 (601-609, 702), and some servers close the connection rather "
-                    "than send one (uvicorn does, for any status above 599): send them through a server "
-                    "that writes them, or check the wallet's log for the status it could not send")
-        return f"HTTP {expected_status}: the wallet closed the connection without answering (see its log)"
+            return (f"{wanted}: the connection closed instead. 100HP's errors are HTTP statuses above 599 "
+                    "(601-609, 702), and some servers close the connection rather than send one (uvicorn "
+                    "does, for any status above 599): send them through a server that writes them, or "
+                    "check the wallet's log for the status it could not send")
+        return f"{wanted}: the wallet closed the connection without answering (see its log)"
 
     def _track(self, endpoint, body, status):
         tx_id = body.get("txId")

@@ -60,7 +60,8 @@ def parser() -> argparse.ArgumentParser:
         add_options(sub, soak=True)
         sub.add_argument("--minutes", type=float, required=True, help="how long, e.g. 0.2 (12 seconds)")
         sub.add_argument("--threads", type=int, default=8, help="concurrent callers (default 8)")
-        sub.add_argument("--timeout", type=float, default=5.0, help="seconds a call may take in all before it counts as timed out (default 5)")
+        sub.add_argument("--timeout", type=float, default=5.0,
+                         help="seconds a call may take in all before it counts as timed out (default 5)")
     return top
 
 

@@ -117,7 +117,8 @@ def sql_players(app) -> dict:
 # Hash's retry of a request whose answer it lost, and float64-written prizes (issue 25 items 1 and 3):
 # today's wallet refuses both (1005, 1001); the hashrules branch makes it take them. Until that is
 # merged the suites below pass this wallet but for these two cases, and the test that they pass too is
-# an expected failure (strict: it says so the moment they pass; then drop the mark and this set).
+# an expected failure (strict: it says so the moment they pass). After that merge: set() here, and no
+# xfail mark on that test and on test_conformance_soak's Hash soak.
 AWAITING_HASHRULES = {"an identical re-send of an applied request is answered 0, nothing moves",
                       "float64-written amounts are booked as the values they stand for"}
 
