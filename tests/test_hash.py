@@ -8,7 +8,7 @@ import json
 import logging
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,14 +19,15 @@ from conftest import (DATABASES, HASH_SECRET, MERCHANT_ID, TEST_CONFIG, ledger_r
 
 from app import create_app
 from wallet.core import accounts
-from wallet.hash import orders as hash_orders
 from wallet.hash.blueprint import dumps
 from wallet.hash.envelope import decrypt, encrypt
 from wallet.hash.memory_wallet import MemoryHashWallet
 from wallet.hash import schema as hash_schema
 from wallet.core import schema
 
-BET_INFO = '[{"key":"Big","name":"Big","odds":200,"amount":10}]'
+# A bet of 10 at 3.00×: it could win 30, and a settle may pay that plus one stake of bonus
+# (docs/hash.md §11.4), room for the prizes these tests (and test_hash_reconcile's) settle with.
+BET_INFO = '[{"key":"Big","name":"Big","odds":300,"amount":10}]'
 
 
 class Hash:
@@ -783,3 +784,33 @@ def test_bet_info_that_says_nothing_usable_falls_back_to_the_multiple(hash_api, 
     hash_api.add(token, user_id, order, bet_info=bet_info)
     assert hash_api.update(user_id, order, 1, prize=10001)["code"] == 3001
     assert hash_api.update(user_id, order, 1, prize=10000)["data"]["balance"] == 10990
+
+
+def test_a_captured_loss_rewritten_in_any_block_to_pay_10000_is_refused(hash_api, player, app, caplog):
+    """Issue 26.5, replayed: without a MAC every 16-byte block of a captured `x` is settable (drop
+    the blocks before it, send the block before it as the IV: docs/hash.md §11.1). Hash's loss,
+    with an unread field before `prize`, becomes a win of 10,000 for a bet of 10: inside the flat
+    1000× that let it through before; over what the bet could win (30, plus a stake of bonus)."""
+    user_id, token = player
+    order = order_no()
+    hash_api.add(token, user_id, order)
+    loss = {"remark": "a" * 9, "prize": 0, "tax": 0, "bonus": 0, "timestamp": now_ms(),
+            "request_id": uuid.uuid4().hex, **update_plain(user_id, order)}
+    text = dumps(loss).encode()  # {"remark":"aaaaa | aaaa","prize":0, | "tax":0,...
+    assert text[16:32] == b'aaaa","prize":0,'
+    raw = base64.b64decode(encrypt(text, HASH_SECRET))  # IV, C0, C1, ...
+    chosen = b'{"prize":10000, '
+    iv = bytes(c ^ p ^ q for c, p, q in zip(raw[16:32], text[16:32], chosen))  # C0 ^ P1 ^ P1'
+    forged = json.dumps({"x": base64.b64encode(iv + raw[32:]).decode()})
+    assert decrypt(json.loads(forged)["x"], HASH_SECRET, "prefix")["prize"] == 10000
+    before = hash_state(app)
+    with caplog.at_level(logging.ERROR, logger="wallet.hash.orders"):
+        assert hash_api.send("order/update", {}, raw=forged) == {
+            "code": 3001, "msg": "order_no already used with different data: payout is more than "
+                                 "its bet_info could win plus the bonus allowance"}
+        assert hash_state(app) == before
+        genuine = json.dumps({"x": base64.b64encode(raw).decode()})
+        assert hash_api.send("order/update", {}, raw=genuine)["data"]["balance"] == 990  # Hash's own
+        assert hash_api.send("order/update", {}, raw=forged)["code"] == 1005  # now: another body
+    assert [r.alarm for r in caplog.records if hasattr(r, "alarm")] == [
+        "hash_payout_over_bound", "hash_request_id_reused"]

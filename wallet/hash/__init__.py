@@ -5,7 +5,7 @@ envelope.py   AES-256-CBC, PKCS7, Base64: `x` in and out
 orders.py     HashWallet: the rules (users, balances, the order lifecycle), storage abstract
 sql_wallet.py   those storage primitives on SQL: the file to copy into your stack
 memory_wallet.py  the same in memory: the model the tests hold the SQL one to
-schema.py, ddl/ the hash_orders and hash_requests tables
+schema.py, ddl/ the hash_orders and hash_applied_requests tables
 audit.py, commands.py  the audit check, hash-encrypt
 client.py, reconcile.py, books.py  the Hash services client; hash-reconcile (open orders, --settled)
 launch.py     optional: `launch hash` and `games hash`

@@ -5,8 +5,10 @@ the storage primitives (the abstract methods): SqlHashWallet (wallet/hash/sql_wa
 them in SQL, MemoryHashWallet (wallet/hash/memory_wallet.py) in memory, for the tests' model and
 for porting.
 
-Idempotent on `order_no` (§6.3): order/add debits once; order/update status 1 credits the payout
-once, 2 and 4 refund the stake once, 0 and 3 move no money; a final order never changes state.
+Idempotent on `order_no` (§6.3): order/add debits once (a repeat is a success only while the order
+holds its stake: for an order refunded, or cancelled before it came, it is 3001); order/update
+status 1 credits the payout once, 2 and 4 refund the stake once, 0 and 3 move no money; a final
+order never changes state.
 The error codes are ours: Hash has not published its table (§7). The README repeats this table.
 
 The rules, as a call meets them (each is ours unless a section is named):
@@ -27,8 +29,8 @@ The rules, as a call meets them (each is ours unless a section is named):
   4. the call runs; the memory row is inserted first in its transaction, so only a call that
      succeeds is remembered (a refusal, a 5000 before COMMIT leave the request_id free) and a twin
      in flight waits for it, then meets case 1 or 2.
-  A request to one endpoint never uses up another's request_id. Rows are kept RETENTION (the
-  widest window plus the retry span) after the later of our clock and the request's timestamp, so
+  A request to one endpoint never uses up another's request_id. Rows are kept for the window plus
+  RETRY_SPAN (RequestId.remembered_since) after the later of our clock and the request's timestamp, so
   no re-send that could still pass step 3 finds its row gone; each PURGE_EVERY-th call of a process
   deletes up to PURGE_BATCH older rows inside its own transaction, skipping rows another
   transaction holds: housekeeping never waits, and never runs outside the call's deadline.
@@ -66,7 +68,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from ..core.clock import utcnow
-from ..core.money import BALANCE_LIMIT, format_hash
+from ..core.money import BALANCE_LIMIT, AmountError, format_hash, parse_hash_amount
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ PENDING, SUCCESS, FAILED, PENDING_SETTLEMENT, CANCELLED = 0, 1, 2, 3, 4  # §6.1
 FINAL = (SUCCESS, FAILED, CANCELLED)
 DEFAULT_MAX_PAYOUT_MULTIPLE = 1000  # HASH_MAX_PAYOUT_MULTIPLE
 BONUS_ALLOWANCE = 1  # stakes a settle may pay above what its sub-bets could win (a bonus)
-RETRY_SPAN = timedelta(minutes=11)  # Hash re-sends an order/update for 10 minutes (§6.3), and a minute's slack
+RETRY_SPAN = timedelta(minutes=11)  # Hash re-sends an update for 10 minutes (§6.3), and a minute more
 PURGE_EVERY = 10    # calls of one process between two bounded purges of old request_ids
 PURGE_BATCH = 50    # rows one purge deletes at most: 5 a call, more than the 1 a call adds
 
@@ -377,7 +379,7 @@ class HashWallet(ABC):
             log.error("Hash %s refused: request_id %r was applied before with another body: a "
                       "rewritten copy of Hash's request? (docs/hash.md §11.2)", request.endpoint,
                       request.value, extra={"alarm": "hash_request_id_reused"})
-            raise HashError(1005, "applied before with another body")
+            raise HashError(1005)  # the ERROR line says why; the answer stays the plain 1005
         if not request.oldest_accepted <= request.timestamp <= request.received_at + request.window:
             raise HashError(1004)
         if applied is not None:  # seen before RETENTION, not purged yet: a new request now
@@ -472,10 +474,13 @@ def _sub_bets(bet_info: str) -> list[tuple[Decimal, int]] | None:
     sub_bets = []
     for item in items if isinstance(items, list) else ():
         amount, odds = (item.get("amount"), item.get("odds")) if isinstance(item, dict) else (0, 0)
-        if (isinstance(amount, bool) or not isinstance(amount, (int, Decimal)) or not amount > 0
-                or type(odds) is not int or odds < 100):
+        try:
+            amount = parse_hash_amount(amount)  # float64 artefacts too: 0.1 + 0.2 is 0.3 here as well
+        except AmountError:
             return None
-        sub_bets.append((Decimal(amount), odds))
+        if not amount > 0 or type(odds) is not int or odds < 100:
+            return None
+        sub_bets.append((amount, odds))
     return sub_bets or None
 
 
