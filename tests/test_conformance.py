@@ -115,12 +115,8 @@ def sql_players(app) -> dict:
 
 # ---- this wallet passes ------------------------------------------------------------------------------
 # Hash's retry of a request whose answer it lost, and float64-written prizes (issue 25 items 1 and 3):
-# today's wallet refuses both (1005, 1001); the hashrules branch makes it take them. Until that is
-# merged the suites below pass this wallet but for these two cases, and the test that they pass too is
-# an expected failure (strict: it says so the moment they pass). After that merge: set() here, and no
-# xfail mark on that test and on test_conformance_soak's Hash soak.
-AWAITING_HASHRULES = {"an identical re-send of an applied request is answered 0, nothing moves",
-                      "float64-written amounts are booked as the values they stand for"}
+# the wallet takes both since the hashrules merge; nothing awaits it any more.
+AWAITING_HASHRULES = set()
 
 
 def test_this_wallet_passes_both_suites(app, database_url):
@@ -135,15 +131,6 @@ def test_this_wallet_passes_both_suites(app, database_url):
         assert set(not_passed(out)) <= AWAITING_HASHRULES, out
         assert len(verdicts(out)) == 33
     assert audit(app.extensions["engine"]) == []
-
-
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_this_wallet_answers_hash_retries_and_float64(app, database_url):
-    ids = sql_players(app)
-    with gunicorn(database_url, workers=2) as base:
-        for case in AWAITING_HASHRULES:
-            status, out, _ = kit(*hash_args(base, ids["session"], "--only", case, "--json", "--strict"))
-            assert status == 0 and not_passed(out) == {}, out
 
 
 @pytest.mark.parametrize("formula", ["prize+bonus", "prize-tax+bonus"])
