@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
+from starlette.requests import ClientDisconnect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from examples.port_fastapi.storage import PortCasino, PortHashWallet, create_tables
@@ -104,6 +105,8 @@ async def hp100(endpoint: str, request: Request):
         return JSONResponse(await run_in_threadpool(HP_CALLS[endpoint], fields))
     except CasinoError as exc:
         return hp_error(exc.err_code, exc.message, exc.data)
+    except ClientDisconnect:  # 100HP gave up before its body arrived: nothing was done, no one to answer
+        return hp_error(400, "Validation error", "body not received")
     except db.DatabaseUnavailable as exc:  # deadline passed, or a COMMIT of unknown outcome
         log.error("100HP %s not answered: %s", endpoint, exc)
         return hp_error(702, "Internal Server Error")  # 100HP retries or rolls back
@@ -157,6 +160,8 @@ async def hash_api(path: str, request: Request):
         return hash_answer({"code": 0, "msg": "SUCCESS", "data": data})
     except HashError as exc:
         return hash_answer({"code": exc.code, "msg": exc.msg})
+    except ClientDisconnect:  # as for 100HP: nothing was done
+        return hash_answer({"code": 1001, "msg": "invalid parameters: body not received"})
     except db.DatabaseUnavailable as exc:
         log.error("Hash %s not answered: %s", path, exc)
         return hash_answer({"code": 5000, "msg": "internal error"})  # Hash retries an update
