@@ -9,7 +9,8 @@ One login token is the 100HP sessionId and the Hash token. The rules stay in wal
 (`Casino`) and wallet/hash/orders.py (`HashWallet`); here are only their storage primitives, in
 plain synchronous SQL, run by app.py in a worker thread (docs/porting.md, "An async stack").
 Every call is one `wallet.core.db.transaction`: bounded lock waits and deadline, and a run again
-after a lost unique-key race or a deadlock.
+after a lost unique-key race, a deadlock or a lock timeout (docs/porting.md lists them). Every
+balance change locks the account row first (FOR UPDATE OF), so `sub_cents` needs no lock of its own.
 
 Hash amounts have up to 6 decimals and the balance is in cents (docs/porting.md, "Hash onto a
 cents table"): the part of a balance below a cent is kept exactly in `sub_cents` (0-9999 millionths),
