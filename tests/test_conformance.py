@@ -18,6 +18,7 @@ import pytest
 from conftest import HASH_SECRET, HP_SECRET, MERCHANT_ID, TEST_CONFIG, audit, gunicorn, init_schema, new_player
 from werkzeug.serving import make_server
 
+from conformance.cli import conformance
 from conformance.main import main
 from wallet.app import create_app
 from wallet.core import accounts, db
@@ -114,12 +115,8 @@ def sql_players(app) -> dict:
 
 # ---- this wallet passes ------------------------------------------------------------------------------
 # Hash's retry of a request whose answer it lost, and float64-written prizes (issue 25 items 1 and 3):
-# today's wallet refuses both (1005, 1001); the hashrules branch makes it take them. Until that is
-# merged the suites below pass this wallet but for these two cases, and the test that they pass too is
-# an expected failure (strict: it says so the moment they pass). After that merge: set() here, and no
-# xfail mark on that test and on test_conformance_soak's Hash soak.
-AWAITING_HASHRULES = {"an identical re-send of an applied request is answered 0, nothing moves",
-                      "float64-written amounts are booked as the values they stand for"}
+# the wallet takes both since the hashrules merge; nothing awaits it any more.
+AWAITING_HASHRULES = set()
 
 
 def test_this_wallet_passes_both_suites(app, database_url):
@@ -134,16 +131,6 @@ def test_this_wallet_passes_both_suites(app, database_url):
         assert set(not_passed(out)) <= AWAITING_HASHRULES, out
         assert len(verdicts(out)) == 33
     assert audit(app.extensions["engine"]) == []
-
-
-@pytest.mark.xfail(strict=True, reason="needs the hashrules branch (issue 25 items 1 and 3)")
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_this_wallet_answers_hash_retries_and_float64(app, database_url):
-    ids = sql_players(app)
-    with gunicorn(database_url, workers=2) as base:
-        for case in AWAITING_HASHRULES:
-            status, out, _ = kit(*hash_args(base, ids["session"], "--only", case, "--json", "--strict"))
-            assert status == 0 and not_passed(out) == {}, out
 
 
 @pytest.mark.parametrize("formula", ["prize+bonus", "prize-tax+bonus"])
@@ -168,7 +155,10 @@ def test_either_payout_formula_passes_and_a_wrong_payout_option_fails(tmp_path, 
 
 
 def test_the_flask_alias_is_the_same_command(app, database_url):
+    """conformance/cli.py passes every argument on (app.py adds it to `flask --app app`, which
+    tests/test_cli.py runs)."""
     ids = sql_players(app)
+    app.cli.add_command(conformance)
     runner = app.test_cli_runner()
     result = runner.invoke(args=["conformance", "--help"])
     assert result.exit_code == 0 and "usage: python -m conformance" in result.output

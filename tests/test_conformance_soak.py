@@ -31,9 +31,7 @@ def test_a_100hp_soak_of_this_wallet_loses_and_doubles_nothing(app, database_url
 
 
 # Hash re-sends some updates byte for byte, and computes some prizes in float64 (issue 25 items 1 and
-# 3): today's wallet answers those 1005 and 1001, which the soak counts as wrong; the hashrules branch
-# makes it take them. Drop the mark after that merge.
-@pytest.mark.xfail(strict=True, reason="needs the hashrules branch (issue 25 items 1 and 3)")
+# 3): the wallet takes both, which the soak checks.
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_a_hash_soak_of_this_wallet_loses_and_doubles_nothing(app, database_url):
     ids = sql_players(app)

@@ -3,7 +3,8 @@ against a casino's existing `users` table, as an integrator would port it to the
 
 The existing table, kept as it is:
     users(id INTEGER PRIMARY KEY, name TEXT, balance_cents INTEGER NOT NULL CHECK (balance_cents >= 0))
-`init()` adds sessions, bets (one row per txId) and ledger (one row per balance change). Balances
+`init()` adds sessions, bets (one row per txId) and ledger (one row per balance change, (op, txId)
+unique: the guard that books each operation once whatever happens above it). Balances
 are integer cents: the blueprint has truncated every amount to cents already (docs/100hp.md §3.3), so a
 Decimal becomes cents exactly, never through float. One currency (USD); no blocked players.
 """
@@ -23,21 +24,22 @@ CREATE TABLE IF NOT EXISTS sessions (
     closed INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS bets (
     tx_id TEXT PRIMARY KEY,                   -- lower case: one transaction per UUID
-    kind TEXT NOT NULL,                       -- withdrawal | bonusWin | rollback (came before its bet)
+    kind TEXT NOT NULL CHECK (kind IN ('withdrawal', 'bonusWin', 'rollback')),  -- rollback: before its bet
     user_id INTEGER REFERENCES users(id),
     session_id TEXT,
-    amount_cents INTEGER NOT NULL,
-    status TEXT NOT NULL,                     -- open | settled | refunded
+    amount_cents INTEGER NOT NULL CHECK (amount_cents >= 0),
+    status TEXT NOT NULL CHECK (status IN ('open', 'settled', 'refunded')),
     promo_id TEXT,
     booked_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS ledger (
+CREATE TABLE IF NOT EXISTS ledger (          -- (op, tx_id) unique: no operation is booked twice
     id INTEGER PRIMARY KEY,
     user_id INTEGER NOT NULL REFERENCES users(id),
     op TEXT NOT NULL,
     tx_id TEXT NOT NULL,
     amount_cents INTEGER NOT NULL,
-    balance_cents INTEGER NOT NULL,
-    at TEXT NOT NULL);
+    balance_cents INTEGER NOT NULL CHECK (balance_cents >= 0),
+    at TEXT NOT NULL,
+    UNIQUE (op, tx_id));
 """
 CURRENCY = "USD"
 MAX_CENTS = 2**63 - 1  # SQLite's INTEGER
@@ -127,6 +129,8 @@ class PortCasino(Casino):
         balance, = conn.execute("SELECT balance_cents FROM users WHERE id = ?", (wallet.id,)).fetchone()
         if balance + change > MAX_CENTS:  # the rules refuse credits past 1e18; our column holds less
             raise CasinoError(400, "amount would take the balance over the wallet's limit")
+        if balance + change < 0:  # the rules refused it (603); the CHECKs are the last line
+            raise ValueError("the balance would go below zero")
         conn.execute("UPDATE users SET balance_cents = ? WHERE id = ?", (balance + change, wallet.id))
         conn.execute("INSERT INTO ledger (user_id, op, tx_id, amount_cents, balance_cents, at) "
                      "VALUES (?, ?, ?, ?, ?, ?)", (wallet.id, op, tx_id, change, balance + change,

@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
-from flask import Blueprint, Response, current_app, has_request_context, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from ..core.db import DatabaseUnavailable
@@ -115,17 +115,16 @@ def money(plain, name, *, positive=False, excess=None) -> Decimal:
     """An amount at 6 places by docs/hash.md §11.5: a float64 artefact is the value it stands for; a
     value truly more precise is 1001 unless `excess` names the direction to round it (ROUND_DOWN,
     ROUND_UP: toward the house), which is logged and counted."""
-    where = request.path if has_request_context() else "record"  # hash-reconcile reads Hash's too
     try:
         value = parse_hash_amount(plain.get(name))
     except TooPrecise as exc:
         if excess is None:
-            log.warning("Hash %s refused: %s %s has more than 6 decimal places", where, name,
-                        exc.value, extra={"alarm": "hash_amount_too_precise"})
+            log.warning("Hash order_no %r refused: %s %s has more than 6 decimal places",
+                        plain.get("order_no"), name, exc.value, extra={"alarm": "hash_amount_too_precise"})
             raise HashError(1001, f"{name}: {exc}") from None
         value = hash_amount_rounded(exc.value, excess)
-        log.warning("Hash %s: %s %s has more than 6 decimal places, booked as %s (toward the "
-                    "house, docs/hash.md §11.5)", where, name, exc.value, value,
+        log.warning("Hash order_no %r: %s %s has more than 6 decimal places, booked as %s (toward "
+                    "the house, docs/hash.md §11.5)", plain.get("order_no"), name, exc.value, value,
                     extra={"alarm": "hash_amount_rounded"})
     except AmountError as exc:
         raise HashError(1001, f"{name}: {exc}") from None

@@ -198,7 +198,9 @@ class HashWallet(ABC):
         nothing. A lost race on a unique key is run again (it then meets the winner's row)."""
 
     @abstractmethod
-    def find_session(self, store, token: str) -> Session | None: ...
+    def find_session(self, store, token: str) -> Session | None:
+        """The token's session, closed or expired ones included (the rules refuse those), or None.
+        No lock."""
 
     @abstractmethod
     def lock_session_wallet(self, store, token: str, currency: str) -> tuple[Session, Wallet] | None:
@@ -206,33 +208,46 @@ class HashWallet(ABC):
         None if either is missing (a bet's first lock: the wallet, before the order)."""
 
     @abstractmethod
-    def find_wallet(self, store, player_id: int, currency: str) -> Wallet | None: ...
+    def find_wallet(self, store, player_id: int, currency: str) -> Wallet | None:
+        """The player's wallet in `currency`, or None (no such player, or no wallet in it). No lock."""
 
     @abstractmethod
-    def lock_wallet(self, store, wallet_id: int) -> Wallet: ...
+    def lock_wallet(self, store, wallet_id: int) -> Wallet:
+        """The wallet, locked until the transaction ends, with its current balance; it exists (the
+        id comes from a stored order or from find_wallet)."""
 
     @abstractmethod
-    def wallet_by_id(self, store, wallet_id: int) -> Wallet: ...
+    def wallet_by_id(self, store, wallet_id: int) -> Wallet:
+        """The wallet, without a lock: only read, to compare an update with its order's owner."""
 
     @abstractmethod
-    def player_exists(self, store, player_id: int) -> bool: ...
+    def player_exists(self, store, player_id: int) -> bool:
+        """Whether the player exists at all: tells 2001 (no such user) from 2003 (no such currency)."""
 
     @abstractmethod
-    def find_order(self, store, order_no: str) -> Order | None: ...
+    def find_order(self, store, order_no: str) -> Order | None:
+        """The order as insert_order / close_order left it, or None. No lock of its own: the rules
+        read it again after locking its wallet."""
 
     @abstractmethod
-    def insert_order(self, store, order: Order) -> None: ...
+    def insert_order(self, store, order: Order) -> None:
+        """Insert it under order_no as a unique key: a twin racing us fails on that key (and
+        atomically runs it again), so an order is booked once. Its wallet is locked."""
 
     @abstractmethod
     def close_order(self, store, order_no: str, status: int, payout, prize, tax, bonus,
-                    bet_info: str) -> None: ...
+                    bet_info: str) -> None:
+        """Store the order's new status, what was credited (`payout`, None if nothing), the
+        update's prize, tax, bonus and bet_info. Its wallet is locked; the order is not final."""
 
     @abstractmethod
     def move(self, store, wallet: Wallet, amount: Decimal, op: str, order_no: str) -> Decimal:
         """Add `amount` (negative: debit) to the locked wallet, append its ledger row; new balance."""
 
     @abstractmethod
-    def applied_request(self, store, endpoint: str, request_id: str) -> AppliedRequest | None: ...
+    def applied_request(self, store, endpoint: str, request_id: str) -> AppliedRequest | None:
+        """The request applied under (endpoint, request_id): its digest and when it was seen, or
+        None. No lock: a twin in flight is stopped by remember_request's unique key."""
 
     @abstractmethod
     def remember_request(self, store, request: RequestId) -> None:
@@ -240,7 +255,8 @@ class HashWallet(ABC):
         loses the race."""
 
     @abstractmethod
-    def forget_request(self, store, endpoint: str, request_id: str) -> None: ...
+    def forget_request(self, store, endpoint: str, request_id: str) -> None:
+        """Forget that one request (it is past the window and may be applied again)."""
 
     @abstractmethod
     def forget_requests(self, store, before: datetime, limit: int) -> int:

@@ -75,7 +75,9 @@ class Casino(ABC):
     # ---- storage primitives, supplied by an implementation -------------------------------------
     @abstractmethod
     def atomically(self, work, write: bool = True):
-        """Run `work(store)` as one transaction and return its result; on an exception, change nothing."""
+        """Run `work(store)` as one transaction and return its result; on an exception, change nothing.
+        Run it again when it lost a unique-key race or a deadlock (the second run meets the winner's
+        row); `write=False`: a read (auth, balance) that takes no write lock."""
 
     @abstractmethod
     def find_session(self, store, session_id: str, lock: bool = False) -> Session | None:
@@ -87,13 +89,19 @@ class Casino(ABC):
         """The wallet, locked until the transaction ends, with its current balance."""
 
     @abstractmethod
-    def find_bet(self, store, tx_id: str) -> Bet | None: ...
+    def find_bet(self, store, tx_id: str) -> Bet | None:
+        """The txId's row (lower case, as add_bet stored it), or None; no lock of its own: the
+        rules call it after locking the wallet, or read, lock the wallet and read it again."""
 
     @abstractmethod
-    def add_bet(self, store, bet: Bet) -> None: ...
+    def add_bet(self, store, bet: Bet) -> None:
+        """Insert the row under the txId as a unique key: a twin racing us fails on that key (and
+        atomically runs it again), so a txId is booked once whatever runs in parallel."""
 
     @abstractmethod
-    def close_bet(self, store, tx_id: str, status: str, win_amount: Decimal | None = None) -> None: ...
+    def close_bet(self, store, tx_id: str, status: str, win_amount: Decimal | None = None) -> None:
+        """Set the open bet's status (settled, with the deposit's `win_amount`, or refunded); its
+        wallet is locked and the rules have checked that the bet is still open."""
 
     @abstractmethod
     def move(self, store, wallet: Wallet, amount: Decimal, op: str, tx_id: str) -> Decimal:
