@@ -25,7 +25,7 @@ from wallet.hash import schema as hash_schema
 from wallet.hash.sql_wallet import SqlHashWallet
 
 MINUTE_MS = 60_000
-requests_table = hash_schema.hash_requests
+requests_table = hash_schema.hash_applied_requests
 
 
 def update_fields(user_id, order, status, prize=0, **extra) -> dict:

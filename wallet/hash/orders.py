@@ -175,13 +175,16 @@ def request_digest(endpoint: str, plain: dict) -> str:
     written another way (10, 10.0 and 1e1 are one amount), and the fields docs/hash.md §4 reads as
     text whichever JSON type they come in (user_id, round_id). A body the wallet would read
     differently still has another digest."""
-    read = {name: str(value) if name in READ_AS_TEXT and not isinstance(value, bool) else _by_value(value)
-            for name, value in plain.items() if name != "timestamp"}
+    read = {name: _as_read(name, value) for name, value in plain.items() if name != "timestamp"}
     body = json.dumps(read, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{endpoint}\n{body}".encode()).hexdigest()
 
 
 READ_AS_TEXT = ("user_id", "round_id")  # a number or a numeric string, read alike (§4.3, §4.4)
+
+
+def _as_read(name: str, value):
+    return str(value) if name in READ_AS_TEXT and not isinstance(value, bool) else _by_value(value)
 
 
 def _by_value(value):
