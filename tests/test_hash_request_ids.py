@@ -77,10 +77,11 @@ def test_a_resent_add_and_update_are_answered_as_retries(setup, style):
 
 
 def test_a_resend_restamped_or_written_by_another_encoder_is_a_retry(setup, caplog):
-    """A third retry style: the first send's request_id kept, a fresh timestamp, and numbers or ids
-    written as another encoder does (10 as 10.0, user_id as a number, round_id as a string or a
-    number, docs/hash.md §3.8 and §4). The wallet reads those bodies as the same request, so they
-    are the retry they are. Was: 1005 and an ERROR "rewritten copy?" alarm on every re-send."""
+    """A third retry style: the first send's request_id kept, a fresh timestamp, and numbers and
+    ids written as another encoder does: 10 as 10.0, and a user_id or round_id as a number or a
+    string (both read as text, docs/hash.md §4.5). The wallet reads those bodies as the same
+    request, so they are the retry they are. Was: 1005 and an ERROR "rewritten copy?" alarm on
+    every re-send."""
     hash_api, app, (user_id, token) = setup
     order = order_no()
     bet = stamped(0, **add_fields(token, int(user_id), order))

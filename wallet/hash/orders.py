@@ -172,15 +172,15 @@ def request_digest(endpoint: str, plain: dict) -> str:
     """SHA-256 of the endpoint and the decrypted body as the wallet reads it, so that every way
     Hash may re-send one request has one digest: a fresh encryption (keys sorted), a fresh
     `timestamp` under the kept request_id (left out: it is the send's, not the request's), a number
-    written another way (10, 10.0 and 1e1 are one amount), and the fields docs/hash.md §4 reads as
-    text whichever JSON type they come in (user_id, round_id). A body the wallet would read
+    written another way (10, 10.0 and 1e1 are one amount), and the fields read as text whichever
+    JSON type they come in (user_id, round_id: docs/hash.md §4.4, §4.5). A body the wallet would read
     differently still has another digest."""
     read = {name: _as_read(name, value) for name, value in plain.items() if name != "timestamp"}
     body = json.dumps(read, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{endpoint}\n{body}".encode()).hexdigest()
 
 
-READ_AS_TEXT = ("user_id", "round_id")  # a number or a numeric string, read alike (§4.3, §4.4)
+READ_AS_TEXT = ("user_id", "round_id")  # a number or a numeric string, read alike
 
 
 def _as_read(name: str, value):
