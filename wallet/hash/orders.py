@@ -406,7 +406,7 @@ class HashWallet(ABC):
             raise HashError(1005)  # the ERROR line says why; the answer stays the plain 1005
         if not request.oldest_accepted <= request.timestamp <= request.received_at + request.window:
             raise HashError(1004)
-        if applied is not None:  # seen before RETENTION, not purged yet: a new request now
+        if applied is not None:  # remembered too long ago to be re-sent, not purged yet: a new request now
             self.forget_request(store, request.endpoint, request.value)
         self.remember_request(store, request)
         return False
