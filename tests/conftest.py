@@ -207,27 +207,39 @@ def gunicorn(database_url, workers=4, extra_env=None, port=None, allow_errors=Fa
         [sys.executable, "-m", "gunicorn", "app:app", "-w", str(workers), "-b", f"127.0.0.1:{port}",
          "--graceful-timeout", "5", "--pid", f"{log.name}.pid", *args],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+
+    def no_tracebacks(output):
+        assert allow_errors or "Traceback" not in output, f"gunicorn logged tracebacks: see {log.name}"
+    with serving("gunicorn", process, log, f"http://127.0.0.1:{port}", no_tracebacks) as base:
+        yield base
+
+
+def healthy(base) -> bool:
+    try:
+        return httpclient.get(base, "/healthz")[0] == 200
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def serving(name, process, log, base, check_log):
+    """Yield `base` once the server `process` (writing to the open file `log`) answers /healthz
+    200, within 30 s; then stop it and hand its whole log to `check_log` (which asserts)."""
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpclient.get(base, "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
+        while not healthy(base):
             if process.poll() is not None or time.monotonic() > deadline:
                 log.seek(0)
-                raise RuntimeError(f"gunicorn did not start:\n{log.read()[-3000:]}")
+                raise RuntimeError(f"{name} did not start:\n{log.read()[-3000:]}")
             time.sleep(0.1)
         yield base
     finally:
         process.terminate()
         process.wait(15)
         log.seek(0)
-        tracebacks = [line for line in log.read().splitlines() if "Traceback" in line]
+        output = log.read()
         log.close()
-        assert allow_errors or not tracebacks, f"gunicorn logged tracebacks: see {log.name}"
+        check_log(output)
 
 
 def parallel(calls, workers=None):

@@ -11,6 +11,7 @@ times, until it is answered 0 (docs/hash.md §6.3), in the order's retry style:
 
 - `identical`: the very bytes of the first send (same `x`, request_id and timestamp);
 - `reencrypted`: the same plaintext under a fresh IV;
+- `restamped`: the same request_id, a fresh timestamp (and so a fresh encryption);
 - `fresh`: a new request_id and timestamp.
 
 Faults it plays: an answer lost on the way back (the wallet applied it; Hash saw nothing), a wallet
@@ -38,7 +39,7 @@ from wallet.hash.envelope import encrypt
 MAX_TRIES = 10  # docs/hash.md §6.3: once a minute, at most 10 times
 STAKES = [1.15, 0.1 + 0.2, 0.7 * 3, 2.5, 10.0, 33.33, 1.1 + 2.2, 0.45]  # float64, as Hash holds them
 ODDS = [195, 200, 210, 980]  # × 100 (docs/hash.md §6.5)
-STYLES = ("identical", "reencrypted", "fresh")
+STYLES = ("identical", "reencrypted", "restamped", "fresh")
 
 
 @dataclass
@@ -205,6 +206,8 @@ class HashSim:
         if not delivery.x or style == "fresh":
             delivery.plain = {**delivery.plain, "timestamp": int(time.time() * 1000),
                               "request_id": uuid.uuid4().hex}
+        elif style == "restamped":
+            delivery.plain = {**delivery.plain, "timestamp": int(time.time() * 1000)}
         if not delivery.x or style != "identical":
             delivery.x = encrypt(dumps(delivery.plain).encode(), self.secret)
         return delivery.x

@@ -5,6 +5,7 @@ the refusal is the protocol's own.
 """
 import http.client
 import json
+import logging
 import os
 import re
 import socket
@@ -14,12 +15,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import (HASH_SECRET, HP_SECRET, MERCHANT_ID, balances, gunicorn, ledger_rows, new_player,
-                      post_json, tx)
+from conftest import (HASH_SECRET, HP_SECRET, MERCHANT_ID, TEST_CONFIG, balances, gunicorn, ledger_rows,
+                      new_player, post_json, tx)
 from dbservers import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from test_nginx import NGINX, nginx  # noqa: F401 (the fixture)
 
+from app import create_app
 from wallet.guard import client_address, parse_proxies
 from wallet.hash.envelope import encrypt
 
@@ -273,3 +275,17 @@ def test_a_proxy_on_a_unix_socket_is_trusted_when_named(app, database_url, tmp_p
 ])
 def test_the_client_address_is_walked_from_the_right(peer, forwarded, client):
     assert client_address(peer, forwarded, parse_proxies("127.0.0.1, 10.0.0.0/8, unix")) == client
+
+
+def test_a_refusal_behind_a_proxy_not_named_says_so(caplog):
+    """Behind nginx with TRUSTED_PROXIES left empty (its default), every provider call is refused:
+    the peer is nginx's address. That fails closed; the log line says why, so the operator finds
+    the missing setting instead of a provider that "calls from 127.0.0.1"."""
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": "sqlite://", "HP_ALLOWED_IPS": PROVIDER})
+    with caplog.at_level(logging.WARNING, logger="wallet.guard"):
+        answer = app.test_client().post("/100hp/auth", json={"secret": HP_SECRET, "sessionId": "s"},
+                                        headers={"X-Forwarded-For": PROVIDER},
+                                        environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert answer.status_code == 601
+    refusals = [r.getMessage() for r in caplog.records if "not in the allow-list" in r.getMessage()]
+    assert len(refusals) == 1 and "X-Forwarded-For not read: peer 127.0.0.1 is not in TRUSTED_PROXIES" in refusals[0]

@@ -6,14 +6,12 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from conftest import HASH_SECRET, HP_SECRET, MERCHANT_ID, ROOT, fresh_database
+from conftest import HASH_SECRET, HP_SECRET, MERCHANT_ID, ROOT, fresh_database, serving
 from dbservers import free_port
-from httpclient import get
 from test_conformance import kit
 
 from examples.port_fastapi import storage
@@ -61,29 +59,11 @@ def hypercorn(url):
     process = subprocess.Popen([sys.executable, "-m", "hypercorn", "examples.port_fastapi.app:app",
                                 "-b", f"127.0.0.1:{port}", "-w", "2"],
                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while not _healthy(base):
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"hypercorn did not start:\n{log.read()[-3000:]}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(15)
-        log.seek(0)
-        output = log.read()
-        log.close()
+
+    def no_tracebacks(output):
         assert "Traceback" not in output, output[-5000:]
-
-
-def _healthy(base) -> bool:
-    try:
-        return get(base, "/healthz")[0] == 200
-    except OSError:
-        return False
+    with serving("hypercorn", process, log, f"http://127.0.0.1:{port}", no_tracebacks) as base:
+        yield base
 
 
 def test_the_fastapi_port_passes_the_kit_strictly_for_both_providers(casino_db):

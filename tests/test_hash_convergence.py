@@ -1,6 +1,6 @@
 """Proof that the wallet converges with Hash (issue 25): tests/hashsim.py plays Hash's side against
-a real `gunicorn app:app`, on every database, over many orders, in both retry styles (the very
-bytes again, or a fresh encryption), with answers lost on the way back, the wallet down for a
+a real `gunicorn app:app`, on every database, over many orders, in every retry style (the very
+bytes again, a fresh encryption, the request_id kept under a fresh timestamp, or a new request_id), with answers lost on the way back, the wallet down for a
 dozen minutes of retries, float64-computed prizes and stakes, settles racing their own retries and
 pending-settlement updates, and late adds racing their cancels. Hash's retry schedule runs on the
 simulator's minute counter: nothing sleeps.
@@ -72,7 +72,7 @@ def test_every_order_ends_final_on_both_sides_and_the_books_agree(database_url):
     answers = [(d, code) for d in sim.deliveries for _, code in d.answers]
     assert sum(down) > 10, "the outage met no calls"
     assert sum(1 for _, code in answers if code is None) > sum(down) + 10, "no answer was lost"
-    assert {d.order.style for d in sim.deliveries} == {"identical", "reencrypted", "fresh"}
+    assert {d.order.style for d in sim.deliveries} == {"identical", "reencrypted", "restamped", "fresh"}
     assert any(d.race for d in sim.deliveries)
     assert any(len(repr(o.prize).split(".")[1]) > 6 for o in sim.orders.values() if o.prize)
     assert any(len(repr(o.amount).split(".")[1]) > 6 for o in sim.orders.values())

@@ -162,6 +162,26 @@ def test_an_order_is_old_from_its_last_change_not_from_its_bet(app, fake, player
     assert f"{order}: {REFUNDED}" in reconcile(app).output
 
 
+def test_a_result_truly_more_precise_is_settled_as_a_live_update_would_be(app, fake, player):
+    """Was: Hash's record with a prize past 6 places (not a float64 artefact) was "left open" on
+    every run, the stake held for ever, while the same live update is booked rounded toward the
+    house (docs/hash.md §11.5). Reconcile and the books read it by the same rule."""
+    user_id, token = player
+    order = order_no()
+    assert Hash(app).add(token, user_id, order)["code"] == 0
+    backdate(app, [order])
+    fake.add_order(order, user_id, status=1, prize=Decimal("12.3456789"), tax=Decimal("0.0000001"),
+                   bonus=Decimal("0.9999999"))
+    result = reconcile(app)
+    assert result.exit_code == 0, result.output
+    assert f"{order}: settled (Hash status 1), balance 1003.345677" in result.output  # 990 + 12.345678 + 0.999999
+    assert Hash(app).update(user_id, order, 1, prize=Decimal("12.3456789"), tax=Decimal("0.0000001"),
+                            bonus=Decimal("0.9999999"))["data"]["balance"] == Decimal("1003.345677")
+    books = settled(app)
+    assert books.exit_code == 0, books.output
+    assert audit(app.extensions["engine"]) == []
+
+
 HUGE_BET_INFO = "[" + ",".join(['{"key":"Big","name":"Big","odds":200,"amount":1}'] * 1400) + "]"
 
 
@@ -426,7 +446,7 @@ def test_every_kind_of_difference_is_reported_exit_1(app, fake, player, hash_dec
     fake.add_order(o["hash_only"], user_id, 1, prize=15)           # never booked here
     fake.add_order(o["open_settled"], user_id, 1, prize=18)
     fake.add_order(o["open_cancelled"], user_id, 4)
-    fake.add_order(o["unreadable"], user_id, 1, prize=Decimal("1.0000001"))
+    fake.add_order(o["unreadable"], user_id, 1, prize=Decimal("-1"))      # past 6 places would be read (§11.5)
     # Hash's list filters on its own clock: an order it dates three days back is looked up, and agrees
     fake.add_order(o["boundary"], user_id, 1, prize=30, tax=1, bet_time=now_ms() - 3 * 86_400_000)
     before = ledger_rows(app, user_id), statuses(app)

@@ -25,7 +25,7 @@ from wallet.hash import schema as hash_schema
 from wallet.hash.sql_wallet import SqlHashWallet
 
 MINUTE_MS = 60_000
-requests_table = hash_schema.hash_requests
+requests_table = hash_schema.hash_applied_requests
 
 
 def update_fields(user_id, order, status, prize=0, **extra) -> dict:
@@ -74,6 +74,31 @@ def test_a_resent_add_and_update_are_answered_as_retries(setup, style):
         assert resend("order/update", "settle", settle)["data"] == {
             "order_no": order, "balance": 1010, "currency": "USDT"}
     assert hash_state(app) == after  # nothing moved
+
+
+def test_a_resend_restamped_or_written_by_another_encoder_is_a_retry(setup, caplog):
+    """A third retry style: the first send's request_id kept, a fresh timestamp, and numbers and
+    ids written as another encoder does: 10 as 10.0, and a user_id or round_id as a number or a
+    string (both read as text, docs/hash.md §4.5). The wallet reads those bodies as the same
+    request, so they are the retry they are. Was: 1005 and an ERROR "rewritten copy?" alarm on
+    every re-send."""
+    hash_api, app, (user_id, token) = setup
+    order = order_no()
+    bet = stamped(0, **add_fields(token, int(user_id), order))
+    settle = stamped(0, **update_fields(user_id, order, 1, prize=20))
+    assert hash_api.send("order/add", {}, raw=seal(bet))["data"]["balance"] == 990
+    assert hash_api.send("order/update", {}, raw=seal(settle))["data"]["balance"] == 1010
+    after = hash_state(app)
+    later = {"timestamp": settle["timestamp"] + 2 * MINUTE_MS}
+    with caplog.at_level(logging.ERROR, logger="wallet.hash.orders"):
+        assert hash_api.send("order/add", {}, raw=seal({**bet, **later, "amount": Decimal("10.0"),
+                                                        "round_id": "72847940"}))["code"] == 0
+        for resend in ({}, {"user_id": int(user_id), "amount": Decimal("10.00"), "prize": Decimal("20.0"),
+                            "round_id": 72847940}):
+            assert hash_api.send("order/update", {}, raw=seal({**settle, **later, **resend})) == {
+                "code": 0, "msg": "SUCCESS", "data": {"order_no": order, "balance": 1010, "currency": "USDT"}}
+    assert hash_state(app) == after
+    assert [r for r in caplog.records if getattr(r, "alarm", None)] == []
 
 
 def test_an_applied_update_resent_with_its_old_timestamp_is_acknowledged(setup):

@@ -18,7 +18,7 @@ import os
 import re
 import time
 
-from flask import request
+from flask import current_app, request
 
 from .core import db
 
@@ -126,10 +126,19 @@ def address_allowed(networks: list) -> bool:
     address = _address(request.remote_addr or "")
     allowed = address is not None and any(address in network for network in networks)
     if not allowed:
-        log.warning("refused %s %s from %s (peer %s): not in the allow-list", shown(request.method),
-                    shown(request.path), shown(request.remote_addr or "-"),
-                    shown(request.environ.get(PEER, "-")))
+        peer = request.environ.get(PEER, "")
+        log.warning("refused %s %s from %s (peer %s): not in the allow-list%s", shown(request.method),
+                    shown(request.path), shown(request.remote_addr or "-"), shown(peer or "-"),
+                    _unread_forwarding(peer))
     return allowed
+
+
+def _unread_forwarding(peer: str) -> str:
+    """Why an X-Forwarded-For was not read, for the refusal's log line: behind a proxy left out of
+    TRUSTED_PROXIES (its default is none), every call is refused from the proxy's own address."""
+    if request.headers.get("X-Forwarded-For") and not _trusted(peer, current_app.config["TRUSTED_PROXIES"]):
+        return f"; X-Forwarded-For not read: peer {shown(peer or 'unix')} is not in TRUSTED_PROXIES"
+    return ""
 
 
 # ---- what is called ----------------------------------------------------------------------------

@@ -247,6 +247,15 @@ def guessable(value: str) -> str | None:
     return None
 
 
+EVERY_ADDRESS = {4: ipaddress.ip_network("0.0.0.0/0"), 6: ipaddress.ip_network("::/0")}
+
+
+def covers_every_address(networks: list, version: int) -> bool:
+    """Whether `networks` together cover every IPv`version` address (one /0, or ranges adding up)."""
+    ranges = [network for network in networks if network.version == version]
+    return bool(ranges) and list(ipaddress.collapse_addresses(ranges)) == [EVERY_ADDRESS[version]]
+
+
 def allow_list_problems(name: str, networks: list, who: str) -> list:
     """An allow-list in production: required; every address allowed only when said with a /0
     range (a WARNING then), never by ranges that together happen to cover everything."""
@@ -254,11 +263,10 @@ def allow_list_problems(name: str, networks: list, who: str) -> list:
         return [f"{name} is required in production: the addresses {who} (0.0.0.0/0,::/0 to allow "
                 "any address, on purpose)"]
     problems = []
-    for version, everything in ((4, ipaddress.ip_network("0.0.0.0/0")), (6, ipaddress.ip_network("::/0"))):
-        ranges = [network for network in networks if network.version == version]
-        if everything in ranges:
+    for version, everything in EVERY_ADDRESS.items():
+        if everything in networks:
             log.warning("%s allows any address: only the secret keeps others out", name)
-        elif ranges and list(ipaddress.collapse_addresses(ranges)) == [everything]:
+        elif covers_every_address(networks, version):
             problems.append(f"{name} covers every IPv{version} address with its ranges together: "
                             f"write {everything} to allow any address on purpose, or name {who}")
     return problems
@@ -287,8 +295,7 @@ def core_production_problems(config) -> list:
         problems += allow_list_problems("METRICS_ALLOWED_IPS", config["METRICS_ALLOWED_IPS"],
                                         "your Prometheus scrapes from")
     proxies = [network for network in config["TRUSTED_PROXIES"] if network != UNIX]
-    if proxies and any(list(ipaddress.collapse_addresses([n for n in proxies if n.version == v])) ==
-                       [ipaddress.ip_network(everything)] for v, everything in ((4, "0.0.0.0/0"), (6, "::/0"))):
+    if any(covers_every_address(proxies, version) for version in EVERY_ADDRESS):
         problems.append("TRUSTED_PROXIES covers every address: anyone could then write the client "
                         "address the allow-lists see; name your own proxies")
     return problems

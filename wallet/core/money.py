@@ -11,7 +11,7 @@ The database columns are NUMERIC(24, 6): at most 18 digits before the point.
 """
 import math
 import re
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
 
 CENT = Decimal("0.01")
 HASH_PLACES = 6
@@ -114,6 +114,12 @@ def float64_slack(amount: Decimal) -> Decimal:
     """How far float64's writing of `amount` may stray from it (FLOAT64_SLACK_ULPS units in the
     last place of max(amount, 1))."""
     return Decimal(math.ulp(max(float(amount), 1.0))) * FLOAT64_SLACK_ULPS
+
+
+# An order/update's result past 6 places is rounded toward the house, so that neither payout
+# formula (prize + bonus, prize - tax + bonus) pays more than was sent (docs/hash.md §11.5). The live
+# update (wallet/hash/blueprint.py) and Hash's records read by hash-reconcile use this one rule.
+HASH_RESULT_ROUNDING = {"prize": ROUND_DOWN, "tax": ROUND_UP, "bonus": ROUND_DOWN}
 
 
 def hash_amount_rounded(value: Decimal, rounding: str) -> Decimal:

@@ -17,13 +17,14 @@ import re
 import secrets
 import time
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import Decimal
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from ..core.db import DatabaseUnavailable
-from ..core.money import AmountError, TooPrecise, hash_amount_rounded, parse_hash_amount
+from ..core.money import (HASH_RESULT_ROUNDING, AmountError, TooPrecise, hash_amount_rounded,
+                          parse_hash_amount)
 from ..core.text import storable
 from ..guard import address_allowed, note_reference, note_result, shown
 from .envelope import EnvelopeError, decrypt, encrypt
@@ -161,9 +162,7 @@ def result(plain) -> dict:
     """An update's prize, tax and bonus (§4.4). Past 6 places (not a float64 artefact), each is
     rounded toward the house: prize and bonus down, tax up, so that neither payout formula pays
     more than was sent (docs/hash.md §11.5); the order is closed, never left open for it."""
-    return {"prize": money(plain, "prize", excess=ROUND_DOWN),
-            "tax": money(plain, "tax", excess=ROUND_UP),
-            "bonus": money(plain, "bonus", excess=ROUND_DOWN)}
+    return {name: money(plain, name, excess=rounding) for name, rounding in HASH_RESULT_ROUNDING.items()}
 
 
 def status(plain) -> int:

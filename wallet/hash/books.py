@@ -30,7 +30,8 @@ import click
 from sqlalchemy import select
 
 from ..core import db
-from ..core.money import AmountError, parse_hash_amount
+from ..core.money import (HASH_RESULT_ROUNDING, AmountError, TooPrecise, hash_amount_rounded,
+                          parse_hash_amount)
 from ..core.schema import utcnow, wallets
 from .client import HashClient, HashServiceError
 from .orders import CANCELLED, FAILED, PENDING, PENDING_SETTLEMENT, SUCCESS, payout
@@ -81,7 +82,8 @@ class HashOrder:
 
 def read_record(record: dict) -> HashOrder:
     """A §5.5 record as a HashOrder; ValueError says what cannot be read. prize, tax and bonus
-    may be absent (0); amount may not."""
+    may be absent (0), and past 6 places are read as a live order/update books them (rounded
+    toward the house, docs/hash.md §11.5); amount may not be absent."""
     status = record.get("status")
     if isinstance(status, bool) or status not in STATUS_NAMES:
         raise ValueError(f"status {status!r} is not one of docs/hash.md §6.1")
@@ -90,6 +92,10 @@ def read_record(record: dict) -> HashOrder:
         value = record.get(name, None if name == "amount" else 0)
         try:
             money[name] = parse_hash_amount(value)
+        except TooPrecise as exc:
+            if name not in HASH_RESULT_ROUNDING:  # an amount past 6 places is no order we booked
+                raise ValueError(f"{name} {value!r}: {exc}") from None
+            money[name] = hash_amount_rounded(exc.value, HASH_RESULT_ROUNDING[name])  # as booked live
         except AmountError as exc:
             raise ValueError(f"{name} {value!r}: {exc}") from None
     return HashOrder(order_no=str(record.get("order_no", "")), user_id=str(record.get("user_id")),

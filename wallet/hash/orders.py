@@ -14,7 +14,9 @@ The error codes are ours: Hash has not published its table (§7). docs/operation
 The rules, as a call meets them (each is ours unless a section is named):
 - request_id (§3.8 asks for "a unique ID"; the rule is ours, docs/hash.md §11.2): the wallet
   remembers each request it APPLIED (answered 0, or committed and then answered 5000), keyed by
-  (endpoint, request_id), with a digest of the endpoint and the decrypted body. The check order:
+  (endpoint, request_id), with a digest of the endpoint and the decrypted body as the wallet reads
+  it (request_digest: numbers by value, user_id and round_id as text, the timestamp left out, so a
+  re-encrypted, re-stamped or re-encoded re-send is the same request). The check order:
   1. the same endpoint and request_id applied before, same digest: Hash's retry of a request whose
      answer it did not get. Answered as the retry it is: success with the order's current state,
      nothing moved, whatever the request's timestamp (a byte-identical re-send keeps the first
@@ -167,11 +169,33 @@ class AppliedRequest(NamedTuple):
 
 
 def request_digest(endpoint: str, plain: dict) -> str:
-    """SHA-256 of the endpoint and the decrypted body as the wallet reads it (keys sorted, numbers
-    as their text), so a fresh encryption of the same body has the same digest."""
-    body = json.dumps(plain, sort_keys=True, ensure_ascii=True, separators=(",", ":"),
-                      default=lambda value: {"number": str(value)})
+    """SHA-256 of the endpoint and the decrypted body as the wallet reads it, so that every way
+    Hash may re-send one request has one digest: a fresh encryption (keys sorted), a fresh
+    `timestamp` under the kept request_id (left out: it is the send's, not the request's), a number
+    written another way (10, 10.0 and 1e1 are one amount), and the fields read as text whichever
+    JSON type they come in (user_id, round_id: docs/hash.md §4.4, §4.5). A body the wallet would read
+    differently still has another digest."""
+    read = {name: _as_read(name, value) for name, value in plain.items() if name != "timestamp"}
+    body = json.dumps(read, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{endpoint}\n{body}".encode()).hexdigest()
+
+
+READ_AS_TEXT = ("user_id", "round_id")  # a number or a numeric string, read alike
+
+
+def _as_read(name: str, value):
+    return str(value) if name in READ_AS_TEXT and not isinstance(value, bool) else _by_value(value)
+
+
+def _by_value(value):
+    """A JSON value with each number (int or Decimal) written by its value, not its writing."""
+    if isinstance(value, dict):
+        return {name: _by_value(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_by_value(item) for item in value]
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return {"number": str(Decimal(value).normalize())}
+    return value  # a string, true/false/null, or a LongNumber (written by its length)
 
 
 def payout(prize: Decimal, tax: Decimal, bonus: Decimal, formula: str = "prize+bonus") -> Decimal:
@@ -382,7 +406,7 @@ class HashWallet(ABC):
             raise HashError(1005)  # the ERROR line says why; the answer stays the plain 1005
         if not request.oldest_accepted <= request.timestamp <= request.received_at + request.window:
             raise HashError(1004)
-        if applied is not None:  # seen before RETENTION, not purged yet: a new request now
+        if applied is not None:  # remembered too long ago to be re-sent, not purged yet: a new request now
             self.forget_request(store, request.endpoint, request.value)
         self.remember_request(store, request)
         return False

@@ -76,14 +76,14 @@ def order_at_hash(client: HashClient, order_no: str, not_found_codes) -> dict | 
 
 def update_fields(record: dict, ours) -> dict:
     """What Hash's record gives the order/update: status, prize, tax, bonus and bet_info, read by
-    the live order/update's own field readers, so a value a live update could not carry (a
+    the live order/update's own field readers (a result past 6 places rounded toward the house as
+    there, docs/hash.md §11.5), so a value a live update could not carry (a
     bet_info over 64 KB, a lone surrogate) is refused here too (HashError 1001) before it reaches
     the database. prize, tax and bonus may be absent (0); without a bet_info, ours is kept."""
     fields = {"prize": 0, "tax": 0, "bonus": 0, **record}
     if fields.get("bet_info") in (None, ""):
         fields["bet_info"] = ours.bet_info
-    return {"status": live_rules.status(fields), "prize": live_rules.money(fields, "prize"),
-            "tax": live_rules.money(fields, "tax"), "bonus": live_rules.money(fields, "bonus"),
+    return {"status": live_rules.status(fields), **live_rules.result(fields),
             "bet_info": live_rules.bet_info(fields)}
 
 

@@ -24,7 +24,7 @@ hash_orders = Table(
     Index("hash_orders_status_created", "status", "created_at"),  # hash-reconcile's open orders
 )
 
-hash_requests = Table(
+hash_applied_requests = Table(
     "hash_applied_requests", metadata,
     Column("endpoint", String(16), primary_key=True),
     Column("request_id", String(128), primary_key=True),

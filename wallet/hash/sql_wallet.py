@@ -9,7 +9,7 @@ from sqlalchemy import and_, bindparam, delete, insert, select, update
 from ..core import db, ledger
 from ..core.schema import players, sessions, utcnow, wallets
 from .orders import AppliedRequest, HashWallet, Order, Session, Wallet
-from .schema import hash_orders, hash_requests
+from .schema import hash_applied_requests, hash_orders
 
 # The statements, built once (SQLAlchemy caches their compiled form).
 _SESSION_COLUMNS = (sessions.c.player_id, players.c.name, players.c.status, sessions.c.expires_at,
@@ -35,16 +35,16 @@ CLOSE_ORDER = (
         status=bindparam("new_status"), payout=bindparam("credited"), prize=bindparam("new_prize"),
         tax=bindparam("new_tax"), bonus=bindparam("new_bonus"), bet_info=bindparam("info"),
         updated_at=bindparam("at")))
-_REQUEST = and_(hash_requests.c.endpoint == bindparam("endpoint"),
-                hash_requests.c.request_id == bindparam("id"))
-APPLIED_REQUEST = select(hash_requests.c.digest, hash_requests.c.seen_at).where(_REQUEST)
-ADD_REQUEST = insert(hash_requests)
-FORGET_ONE = delete(hash_requests).where(_REQUEST)
+_REQUEST = and_(hash_applied_requests.c.endpoint == bindparam("endpoint"),
+                hash_applied_requests.c.request_id == bindparam("id"))
+APPLIED_REQUEST = select(hash_applied_requests.c.digest, hash_applied_requests.c.seen_at).where(_REQUEST)
+ADD_REQUEST = insert(hash_applied_requests)
+FORGET_ONE = delete(hash_applied_requests).where(_REQUEST)
 # The purge's rows: the oldest, at most `limit`, none that another transaction holds (SKIP LOCKED on
 # PostgreSQL and MariaDB; SQLite's writer holds the whole database already), so it never waits.
-OLD_REQUESTS = (select(hash_requests.c.endpoint, hash_requests.c.request_id)
-                .where(hash_requests.c.seen_at < bindparam("before"))
-                .order_by(hash_requests.c.seen_at).limit(bindparam("limit"))
+OLD_REQUESTS = (select(hash_applied_requests.c.endpoint, hash_applied_requests.c.request_id)
+                .where(hash_applied_requests.c.seen_at < bindparam("before"))
+                .order_by(hash_applied_requests.c.seen_at).limit(bindparam("limit"))
                 .with_for_update(skip_locked=True))
 
 class SqlHashWallet(HashWallet):
