@@ -768,11 +768,27 @@ def test_a_settle_is_bounded_by_what_the_bets_sub_bets_could_win(hash_api, playe
         for prize, bonus in ((10000, 0), (Decimal("29.700001"), 0), (20, Decimal("9.700001"))):
             assert hash_api.update(user_id, order, 1, prize=prize, bonus=bonus) == {
                 "code": 3001, "msg": "order_no already used with different data: payout is more "
-                                     "than its bet_info could win plus the bonus allowance"}
+                                     "than its bet_info could win plus 1 stake(s) of bonus "
+                                     "(HASH_BONUS_ALLOWANCE)"}
     assert hash_state(app) == before
     assert {r.alarm for r in caplog.records if hasattr(r, "alarm")} == {"hash_payout_over_bound"}
     assert hash_api.update(user_id, order, 1, prize=Decimal("19.7"), bonus=10)["data"]["balance"] == Decimal(
         "1019.7")
+
+
+def test_a_bonus_over_the_allowance_is_paid_once_the_operator_raises_it(hash_api, player, database_url):
+    """A real settle refused by the bound (a bonus of 5 stakes, say a jackpot) is not left open for
+    ever: once Hash confirms it, the operator raises HASH_BONUS_ALLOWANCE and Hash's next retry (or
+    hash-reconcile, which runs the same rules) settles it, once."""
+    user_id, token = player
+    order = order_no()
+    hash_api.add(token, user_id, order, bet_info=TWO_SUB_BETS)
+    assert hash_api.update(user_id, order, 1, prize=Decimal("19.7"), bonus=50)["code"] == 3001
+    raised = create_app({**TEST_CONFIG, "DATABASE_URL": database_url, "HASH_BONUS_ALLOWANCE": "5"})
+    retry = Hash(raised)
+    assert retry.update(user_id, order, 1, prize=Decimal("19.7"), bonus=50)["data"]["balance"] == Decimal("1059.7")
+    assert retry.update(user_id, order, 1, prize=Decimal("19.7"), bonus=50)["data"]["balance"] == Decimal("1059.7")
+    raised.extensions["engine"].dispose()
 
 
 @pytest.mark.parametrize("bet_info", [
@@ -807,7 +823,7 @@ def test_a_captured_loss_rewritten_in_any_block_to_pay_10000_is_refused(hash_api
     with caplog.at_level(logging.ERROR, logger="wallet.hash.orders"):
         assert hash_api.send("order/update", {}, raw=forged) == {
             "code": 3001, "msg": "order_no already used with different data: payout is more than "
-                                 "its bet_info could win plus the bonus allowance"}
+                                 "its bet_info could win plus 1 stake(s) of bonus (HASH_BONUS_ALLOWANCE)"}
         assert hash_state(app) == before
         genuine = json.dumps({"x": base64.b64encode(raw).decode()})
         assert hash_api.send("order/update", {}, raw=genuine)["data"]["balance"] == 990  # Hash's own

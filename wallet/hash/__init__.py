@@ -27,7 +27,8 @@ def register(app, hash_wallet=None) -> None:
     add_settings(app.config, settings.SETTINGS)  # HASH_SECRET, HASH_ALLOWED_IPS, ...: checked here
     app.extensions["hash_wallet"] = hash_wallet or SqlHashWallet(
         app.extensions["engine"], formula=app.config["HASH_PAYOUT"],
-        max_payout_multiple=app.config["HASH_MAX_PAYOUT_MULTIPLE"])
+        max_payout_multiple=app.config["HASH_MAX_PAYOUT_MULTIPLE"],
+        bonus_allowance=app.config["HASH_BONUS_ALLOWANCE"])
     app.register_blueprint(bp)
     app.extensions["wallet.errors"]["/api/v2/"] = unexpected_error
     app.extensions["wallet.ddl"].append(DDL_DIR)

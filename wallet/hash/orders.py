@@ -47,8 +47,8 @@ The rules, as a call meets them (each is ours unless a section is named):
   wallet/hash/envelope.py) from being applied to another order, or as a second, different result.
 - a settle pays at most what the stored bet could win (docs/hash.md §6.5, §11.4): where the
   add's bet_info lists its sub-bets, each with an `amount` and integer `odds` (× 100, at least 100)
-  and the amounts add up to the stake, the sum of amount × odds / 100 plus BONUS_ALLOWANCE stakes
-  for a bonus; else HASH_MAX_PAYOUT_MULTIPLE (default 1000) times the stake. Above it: 3001, an
+  and the amounts add up to the stake, the sum of amount × odds / 100 plus HASH_BONUS_ALLOWANCE
+  stakes for a bonus; else HASH_MAX_PAYOUT_MULTIPLE (default 1000) times the stake. Above it: 3001, an
   ERROR log line and the alarm metric. An update before the final one never replaces the add's
   bet_info, so the bound is the add's.
 - a credit that would take a balance to 1e18 or more (wallet/core/ledger.py BalanceLimit) is refused
@@ -93,7 +93,7 @@ CODES = {
 PENDING, SUCCESS, FAILED, PENDING_SETTLEMENT, CANCELLED = 0, 1, 2, 3, 4  # §6.1
 FINAL = (SUCCESS, FAILED, CANCELLED)
 DEFAULT_MAX_PAYOUT_MULTIPLE = 1000  # HASH_MAX_PAYOUT_MULTIPLE
-BONUS_ALLOWANCE = 1  # stakes a settle may pay above what its sub-bets could win (a bonus)
+DEFAULT_BONUS_ALLOWANCE = 1  # HASH_BONUS_ALLOWANCE: stakes a settle may pay above what its sub-bets could win
 RETRY_SPAN = timedelta(minutes=11)  # Hash re-sends an update for 10 minutes (§6.3), and a minute more
 PURGE_EVERY = 10    # calls of one process between two bounded purges of old request_ids
 PURGE_BATCH = 50    # rows one purge deletes at most: 5 a call, more than the 1 a call adds
@@ -211,8 +211,10 @@ class HashWallet(ABC):
     """One method per merchant endpoint; each returns the answer's `data` or raises HashError."""
 
     def __init__(self, formula: str = "prize+bonus",
-                 max_payout_multiple: int = DEFAULT_MAX_PAYOUT_MULTIPLE):
+                 max_payout_multiple: int = DEFAULT_MAX_PAYOUT_MULTIPLE,
+                 bonus_allowance: int = DEFAULT_BONUS_ALLOWANCE):
         self.formula, self.max_payout_multiple = formula, max_payout_multiple  # HASH_PAYOUT, ...
+        self.bonus_allowance = bonus_allowance  # HASH_BONUS_ALLOWANCE
         self._calls = itertools.count(1)
 
     # ---- storage primitives, supplied by an implementation -------------------------------------
@@ -368,7 +370,7 @@ class HashWallet(ABC):
             balance, credited = wallet.balance, None
             if status == SUCCESS:
                 credited = payout(prize, tax, bonus, self.formula)
-                _check_payout_limit(order, credited, self.max_payout_multiple)
+                _check_payout_limit(order, credited, self.max_payout_multiple, self.bonus_allowance)
                 balance = self._move(store, wallet, credited, "order_settle", order_no)
             elif status in (FAILED, CANCELLED) and order.debited:
                 balance = self._move(store, wallet, order.amount, "order_refund", order_no)
@@ -478,13 +480,15 @@ def _why_not_a_retry(order: Order) -> str:
     return ""
 
 
-def max_payout(order: Order, multiple: int) -> tuple[Decimal, str]:
+def max_payout(order: Order, multiple: int, bonus_allowance: int = DEFAULT_BONUS_ALLOWANCE
+               ) -> tuple[Decimal, str]:
     """The most a settle of `order` may pay, and what bounds it, as the 3001's detail says it
     (docs/hash.md §11.4)."""
     sub_bets = _sub_bets(order.bet_info)
     if sub_bets and sum(amount for amount, _ in sub_bets) == order.amount:
         could_win = sum(amount * odds / 100 for amount, odds in sub_bets)
-        return could_win + order.amount * BONUS_ALLOWANCE, "its bet_info could win plus the bonus allowance"
+        return (could_win + order.amount * bonus_allowance,
+                f"its bet_info could win plus {bonus_allowance} stake(s) of bonus (HASH_BONUS_ALLOWANCE)")
     return order.amount * multiple, f"{multiple} times the amount"
 
 
@@ -508,8 +512,8 @@ def _sub_bets(bet_info: str) -> list[tuple[Decimal, int]] | None:
     return sub_bets or None
 
 
-def _check_payout_limit(order: Order, credited: Decimal, multiple: int) -> None:
-    bound, source = max_payout(order, multiple)
+def _check_payout_limit(order: Order, credited: Decimal, multiple: int, bonus_allowance: int) -> None:
+    bound, source = max_payout(order, multiple, bonus_allowance)
     if credited > bound:
         log.error("Hash order/update refused for order_no %r: payout %s is over %s (%s; the stake %s, "
                   "HASH_MAX_PAYOUT_MULTIPLE %s)", order.order_no, credited, bound, source,

@@ -46,6 +46,7 @@ SETTINGS = Settings({
     "HASH_TIMESTAMP_WINDOW_MS": ("300000", whole_number(1000, 86_400_000)),
     "HASH_PAYOUT": ("prize+bonus", one_of("prize+bonus", "prize-tax+bonus")),
     "HASH_MAX_PAYOUT_MULTIPLE": ("1000", whole_number(1, 1_000_000)),
+    "HASH_BONUS_ALLOWANCE": ("1", whole_number(0, 1_000_000)),
     "HASH_ENCRYPT_RESPONSES": ("0", flag),
     "HASH_ALLOWED_IPS": ("", networks),
 }, production_problems, secrets=("HASH_SECRET",))
