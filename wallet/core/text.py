@@ -8,7 +8,7 @@ the schema (tests/test_imports.py).
 
 def storable(value: str) -> bool:
     """JSON can carry lone surrogates ("\\ud800") and NUL, which no database column can store: both
-    providers' blueprints refuse such text before it reaches one."""
+    providers' field rules refuse such text before it reaches one."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
