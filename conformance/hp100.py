@@ -162,7 +162,7 @@ class OneOf(tuple):
 
 
 # The --closed-session's refusals: closed (close-session, or a port's equivalent) or past its
-# lifetime, in this project's texts for each (docs/100hp.md §4.1)
+# lifetime, in this project's texts for each (docs/100hp.md §4.1: auth on it is 604)
 NOT_LIVE = OneOf(("session is closed", "session has expired"))
 
 

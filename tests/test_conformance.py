@@ -320,8 +320,8 @@ def test_hash_answers_sealed_and_the_key16_form(tmp_path):
 
 
 def test_an_expired_session_is_a_closed_session_too(tmp_path):
-    """--closed-session takes a session closed or past its lifetime: this project answers each with
-    its own text (docs/100hp.md §4.1), and the case takes both."""
+    """--closed-session takes a session closed or past its lifetime: this project answers auth on
+    each with its own text (docs/100hp.md §4.1), and the case takes both."""
     with memory_wallet(tmp_path) as (base, casino, ids):
         expired = casino.open_session(ids["user"], lifetime=timedelta(seconds=-1))
         status, out, _ = kit(*hp_args(base, ids, "--json", "--strict", "--closed-session", expired,

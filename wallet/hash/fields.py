@@ -1,7 +1,8 @@
-"""Hash's field rules (docs/hash.md §3, §4, §11): the readers of a decrypted request body, each
-returning the value or raising HashError 1001 naming the field; what the request_id rule needs to
-know of a request (`request_id`: the timestamp's form, the key, the body's digest); the `x` of a
-sealed body (`sealed`); and `dumps`, which writes an answer's Decimals as JSON numbers.
+"""Hash's field rules: the readers of a decrypted request body (the envelope of docs/hash.md §3, the
+endpoints of §4, the decisions of §11), each returning the value or raising HashError 1001 naming
+the field; what the request_id rule needs to know of a request (`request_id`: the timestamp's
+form, the key, the body's digest); the `x` of a sealed body (`sealed`); and `dumps`, which writes
+an answer's Decimals as JSON numbers.
 
 Standard library only, with the rules they are built on (orders.py for HashError and RequestId,
 wallet/core/money.py, wallet/core/text.py): a port on any web framework reads its fields with these
