@@ -75,7 +75,9 @@ def _hp_options(p, soak=False):
                    help=f"a live sessionId of a test player with at least {hp100.FUNDS_NEEDED}")
     p.add_argument("--second-session", help="a live session of another player: isolation and userId cases")
     p.add_argument("--blocked-session", help="a session of a blocked player (its cases are skipped without it)")
-    p.add_argument("--closed-session", help="a closed or expired session of the test player")
+    p.add_argument("--closed-session", help="a session of the test player that was closed (this wallet's "
+                   "close-session, or your equivalent) or has expired: auth, balance and bets on it are 604 "
+                   "'session is closed' / 'session has expired'")
 
 
 def _hash_options(p, soak=False):

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from wallet.hash.blueprint import dumps
+from wallet.hash.fields import dumps
 from wallet.hash.envelope import decrypt
 
 ORDER_NOT_FOUND = {"code": 3002, "msg": "order not found"}  # Hash's real code is not published (Hash §7)

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpclient
-from wallet.hash.blueprint import dumps
+from wallet.hash.fields import dumps
 from wallet.hash.envelope import encrypt
 
 MAX_TRIES = 10  # docs/hash.md §6.3: once a minute, at most 10 times

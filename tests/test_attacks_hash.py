@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from conftest import HASH_SECRET, MERCHANT_ID, balances, gunicorn, ledger_rows, new_player, post_json
 
 from wallet.core import schema
-from wallet.hash.blueprint import dumps
+from wallet.hash.fields import dumps
 from wallet.hash.envelope import decrypt, encrypt
 
 BET_INFO = '[{"key":"Big","name":"Big","odds":200,"amount":10}]'

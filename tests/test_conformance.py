@@ -11,7 +11,7 @@ import io
 import json
 import threading
 import xml.etree.ElementTree as ET
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -317,3 +317,14 @@ def test_hash_answers_sealed_and_the_key16_form(tmp_path):
         status, _, err = kit(*hash_args(base, token))  # the prefix form: the kit cannot open its answers
     assert status == 2 and "--iv-mode" in err
     app.extensions["engine"].dispose()
+
+
+def test_an_expired_session_is_a_closed_session_too(tmp_path):
+    """--closed-session takes a session closed or past its lifetime: this project answers auth on
+    each with its own text (docs/100hp.md §4.1), and the case takes both."""
+    with memory_wallet(tmp_path) as (base, casino, ids):
+        expired = casino.open_session(ids["user"], lifetime=timedelta(seconds=-1))
+        status, out, _ = kit(*hp_args(base, ids, "--json", "--strict", "--closed-session", expired,
+                                      "--only", "a closed session"))
+    assert verdicts(out) == {"a closed session: auth, balance and bets are 604; deposits, rollbacks, "
+                             "bonusWins settle": "PASS"}, out

@@ -27,8 +27,10 @@ from wallet.app import create_app
 from conformance.envelope import seal, unseal
 from wallet.core import money
 from wallet.hash import blueprint as hash_api
+from wallet.hash import fields as hash_fields
 from wallet.hash import orders as hash_orders
 from wallet.hp100 import blueprint as hp
+from wallet.hp100 import fields as hp_fields
 from wallet.hp100.casino import MESSAGES, OPEN, REFUNDED, WITHDRAWAL, CasinoError
 from wallet.hp100.testcasino import TestCasino
 
@@ -201,7 +203,7 @@ class WithdrawalIgnoresUserId(TestCasino):
         return super().withdrawal(session_id, tx_id, amount)
 
 
-# Patches of the blueprint's rules (wallet/hp100/blueprint.py): the mistakes a port makes in its validation.
+# Patches of the field rules (wallet/hp100/fields.py): the mistakes a port makes in its validation.
 def rounds_amounts(monkeypatch, app):
     monkeypatch.setattr(money, "truncate_cents", lambda v: v.quantize(Decimal("0.01"), ROUND_HALF_UP))
 
@@ -214,14 +216,14 @@ def errors_as_200(monkeypatch, app):
 
 
 def promo_id_optional(monkeypatch, app):
-    rules = [hp.text("promoId", required=False, max_len=255) if r.field == "promoId" else r
-             for r in hp.RULES["bonusWin"]]
-    monkeypatch.setitem(hp.RULES, "bonusWin", rules)
+    rules = [hp_fields.text("promoId", required=False, max_len=255) if r.field == "promoId" else r
+             for r in hp_fields.RULES["bonusWin"]]
+    monkeypatch.setitem(hp_fields.RULES, "bonusWin", rules)
 
 
 def user_id_unbounded(monkeypatch, app):
-    for endpoint, rules in hp.RULES.items():
-        monkeypatch.setitem(hp.RULES, endpoint, [hp.text("userId", required=False) if r.field == "userId" else r
+    for endpoint, rules in hp_fields.RULES.items():
+        monkeypatch.setitem(hp_fields.RULES, endpoint, [hp_fields.text("userId", required=False) if r.field == "userId" else r
                                                  for r in rules])
 
 
@@ -254,7 +256,7 @@ def negative_deposits(monkeypatch, app):
             raise CasinoError(400, "amount must be a string" if value is not None else "amount must be not empty")
         return money.truncate_cents(Decimal(value))  # "-1" is taken, and debits
     amount.field = "amount"
-    monkeypatch.setitem(hp.RULES, "deposit", [amount if r.field == "amount" else r for r in hp.RULES["deposit"]])
+    monkeypatch.setitem(hp_fields.RULES, "deposit", [amount if r.field == "amount" else r for r in hp_fields.RULES["deposit"]])
 
 
 def deposits_not_truncated(monkeypatch, app):
@@ -266,7 +268,7 @@ def deposits_not_truncated(monkeypatch, app):
             raise CasinoError(400, "amount must be greater than or equal to 0")
         return Decimal(value)  # "2.999999" credits 2.999999: only the balance shown is cut to cents
     amount.field = "amount"
-    monkeypatch.setitem(hp.RULES, "deposit", [amount if r.field == "amount" else r for r in hp.RULES["deposit"]])
+    monkeypatch.setitem(hp_fields.RULES, "deposit", [amount if r.field == "amount" else r for r in hp_fields.RULES["deposit"]])
 
 
 HP_INTERNAL_ERROR = (702, {"data": "", "message": "Internal Server Error", "errCode": 702})
@@ -383,11 +385,11 @@ def failed_is_not_a_refund(monkeypatch, app):
 
 
 def bet_info_unchecked(monkeypatch, app):
-    monkeypatch.setattr(hash_api, "bet_info", lambda plain: str(plain.get("bet_info")))
+    monkeypatch.setattr(hash_fields, "bet_info", lambda plain: str(plain.get("bet_info")))
 
 
 def blanks_around_keys(monkeypatch, app):
-    monkeypatch.setattr(hash_api, "key", lambda plain, name, max_len=255: hash_api.text(plain, name, max_len=max_len))
+    monkeypatch.setattr(hash_fields, "key", lambda plain, name, max_len=255: hash_fields.text(plain, name, max_len=max_len))
 
 
 def no_timestamp_window(monkeypatch, app):

@@ -19,7 +19,7 @@ from conftest import (DATABASES, HASH_SECRET, MERCHANT_ID, TEST_CONFIG, ledger_r
 
 from wallet.app import create_app
 from wallet.core import accounts
-from wallet.hash.blueprint import dumps
+from wallet.hash.fields import dumps
 from wallet.hash.envelope import decrypt, encrypt
 from wallet.hash.memory_wallet import MemoryHashWallet
 from wallet.hash import schema as hash_schema
@@ -697,7 +697,7 @@ def test_a_float64_computed_prize_settles_as_the_value_it_stands_for(hash_api, p
 def test_an_amount_truly_more_precise_is_refused_at_add_and_counted(hash_api, player, app, caplog):
     user_id, token = player
     before = hash_state(app)
-    with caplog.at_level(logging.WARNING, logger="wallet.hash.blueprint"):
+    with caplog.at_level(logging.WARNING, logger="wallet.hash.fields"):
         assert hash_api.send("order/add", {}, raw=with_numbers(
             add_fields(token, int(user_id)), amount="1.0000001")) == {
             "code": 1001, "msg": "invalid parameters: amount: more than 6 decimal places"}
@@ -714,7 +714,7 @@ def test_a_result_truly_more_precise_closes_the_order_rounded_toward_the_house(h
     hash_api.add(token, user_id, order)
     settle = with_numbers(update_plain(user_id, order), prize="12.3456789", tax="0.0000001",
                           bonus="0.9999999")
-    with caplog.at_level(logging.WARNING, logger="wallet.hash.blueprint"):
+    with caplog.at_level(logging.WARNING, logger="wallet.hash.fields"):
         assert hash_api.send("order/update", {}, raw=settle)["data"]["balance"] == Decimal("1003.345677")
     stored = stored_order(app, order)
     assert (stored.status, stored.prize, stored.tax, stored.bonus) == (

@@ -1,5 +1,5 @@
-"""The rules can be lifted on their own: importing a provider's rules (100HP's Casino, Hash's order
-rules and envelope, money, the text check of the field rules) loads the standard library and the
+"""The rules can be lifted on their own: importing a provider's rules (100HP's Casino and field rules,
+Hash's order rules, field readers and envelope, money, text) loads the standard library and the
 rules they are built on, nothing else: no Flask, no SQLAlchemy, no app, no other wallet module
 (pycryptodome for the envelope alone). And the app never imports the conformance kit.
 
@@ -19,7 +19,11 @@ RULES = {
     "Hash order rules": ("wallet.hash.orders", {"wallet.core.money", "wallet.core.clock"}, set()),
     "Hash envelope": ("wallet.hash.envelope", {"wallet.core.money"}, {"Crypto"}),  # AES-256-CBC: pycryptodome
     "money": ("wallet.core.money", set(), set()),
-    "text (the field rules' storable)": ("wallet.core.text", set(), set()),
+    "text (the field rules' storable, the log lines' shown)": ("wallet.core.text", set(), set()),
+    "100HP field rules": ("wallet.hp100.fields", {"wallet.hp100.casino", "wallet.core.money",
+                                                  "wallet.core.clock", "wallet.core.text"}, set()),
+    "Hash field readers": ("wallet.hash.fields", {"wallet.hash.orders", "wallet.core.money",
+                                                  "wallet.core.clock", "wallet.core.text"}, set()),
 }
 
 

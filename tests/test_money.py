@@ -1,4 +1,4 @@
-"""Properties of money parsing and formatting (wallet/core/money.py, wallet/hash/blueprint.py `dumps`)."""
+"""Properties of money parsing and formatting (wallet/core/money.py, wallet/hash/fields.py `dumps`)."""
 import json
 import re
 from decimal import Decimal
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wallet.hash.blueprint import dumps
+from wallet.hash.fields import dumps
 from wallet.core.money import AmountError, format_hash, format_hp, parse_hash_amount, parse_hp_amount
 
 amounts = st.decimals(min_value=0, max_value=Decimal("1e17") - 1, places=8, allow_nan=False)

@@ -4,8 +4,8 @@ Hash: docs/hash.md §11.6), a request id echoed in `X-Request-Id`, one log line 
 MAX_BODY_BYTES on chunked bodies.
 
 The log line holds method, path, txId / order_no, result code and duration; never a secret, a token
-or decrypted plaintext. Request text in a log line always goes through `shown()`: a path with a
-line break in it (`%0a`) cannot write a line of its own.
+or decrypted plaintext. Request text in a log line always goes through `shown()`
+(wallet/core/text.py): a path with a line break in it (`%0a`) cannot write a line of its own.
 
 A call is classified (its provider and operation, for the log line and /metrics) by the route it
 matched, not by the raw path: `//100hp/withdrawal` and `/%2f100hp/deposit` reach the withdrawal
@@ -21,6 +21,7 @@ import time
 from flask import current_app, request
 
 from .core import db
+from .core.text import shown
 
 log = logging.getLogger("wallet.calls")
 _SAFE = re.compile(r"[\w.:-]{1,64}\Z")
@@ -32,24 +33,6 @@ UNIX = "unix"  # in TRUSTED_PROXIES: a proxy on this host reaching gunicorn over
 
 def provider_of(path: str) -> str | None:
     return next((name for prefix, name in PROVIDERS.items() if path.startswith(prefix)), None)
-
-
-def shown(value, limit=200) -> str:
-    """Text from a request as it may appear in a log line: every character outside printable ASCII,
-    the backslash and the blank written as a backslash escape (`\\n`, `\\x1b`, `\\x20`, `\\u2028`),
-    and cut at `limit` characters. A request can then start neither a log line of its own nor a
-    field of its own in one (log injection)."""
-    text = str(value)
-    escaped = "".join(_escape(char) for char in text[:limit])
-    return escaped + ("..." if len(text) > limit else "")
-
-
-def _escape(char: str) -> str:
-    if char == " ":
-        return "\\x20"
-    if "!" <= char <= "~" and char != "\\":
-        return char
-    return char.encode("unicode_escape").decode("ascii")  # as in repr(), and non-ASCII too
 
 
 # ---- who is calling ----------------------------------------------------------------------------

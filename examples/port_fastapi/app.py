@@ -9,20 +9,18 @@ closes the connection); Hypercorn sends them as they are (docs/porting.md, "HTTP
 The rules call their storage synchronously (`atomically(work)`), so each call runs in a worker
 thread (`run_in_threadpool`) with a synchronous connection: the event loop never waits on a row
 lock, and the rules run as written, not converted to async (docs/porting.md, "An async stack").
-The field rules are this repository's (the Flask blueprints' readers are plain functions of the
-decoded body); only the reading of the request and the writing of the answer are FastAPI's here.
+The field rules are this repository's (wallet/hp100/fields.py, wallet/hash/fields.py: plain
+functions of the decoded body, standard library only); only the reading of the request and the writing of the answer are FastAPI's here.
 
 Settings (environment; a missing one stops the app at start, naming it): DATABASE_URL
 (postgresql+psycopg://...), HP_SECRET, HASH_MERCHANT_ID, HASH_SECRET (32 characters);
 HASH_IV_MODE (default prefix), HASH_TIMESTAMP_WINDOW_MS (default 300000).
 """
 import hmac
-import json
 import logging
 import os
-import time
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -33,11 +31,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from examples.port_fastapi.storage import PortCasino, PortHashWallet, create_tables
 from wallet.core import db
-from wallet.hash import blueprint as hash_fields  # plain functions of the decrypted body
+from wallet.hash import fields as hash_fields  # plain functions of the decrypted body
 from wallet.hash.envelope import IV_MODES, EnvelopeError, decrypt
-from wallet.hash.orders import HashError, RequestId, request_digest
-from wallet.hp100.blueprint import RULES  # 100HP's field rules, in the documented order
+from wallet.hash.orders import HashError, RequestId
 from wallet.hp100.casino import CasinoError
+from wallet.hp100.fields import parsed_body, validated  # 100HP's field rules, in the documented order
 
 log = logging.getLogger("port_fastapi")
 
@@ -98,10 +96,8 @@ async def hp100(endpoint: str, request: Request):
     try:
         if endpoint not in HP_CALLS:
             return hp_error(404, "Not Found")
-        body = json_object(await request.body(), CasinoError(400, "body must be a JSON object"))
-        fields = {rule.field: rule(body) for rule in RULES[endpoint]}  # 400 with the rule's text
-        if not hmac.compare_digest(fields["secret"].encode(), CONFIG["HP_SECRET"].encode()):
-            raise CasinoError(601)  # after the field rules: docs/100hp.md §3.2, docs/100hp.md §3.8
+        # 400 with the rule's text, then the secret (601): docs/100hp.md §3.2, docs/100hp.md §3.8
+        fields = validated(endpoint, parsed_body(await request.body()), CONFIG["HP_SECRET"])
         return JSONResponse(await run_in_threadpool(HP_CALLS[endpoint], fields))
     except CasinoError as exc:
         return hp_error(exc.err_code, exc.message, exc.data)
@@ -175,36 +171,14 @@ def open_envelope(endpoint: str, merchant_id: str, raw: bytes) -> tuple[dict, Re
     needs: the rules answer an identical re-send as a retry, and check the window (1004, 1005)."""
     if not hmac.compare_digest(merchant_id.encode(), CONFIG["HASH_MERCHANT_ID"].encode()):
         raise HashError(1003)
-    body = json_object(raw, HashError(1001, 'body must be {"x": "<base64>"}'))
-    if not isinstance(body.get("x"), str):
-        raise HashError(1001, 'body must be {"x": "<base64>"}')
     try:
-        plain = decrypt(body["x"], CONFIG["HASH_SECRET"], CONFIG["HASH_IV_MODE"])
+        plain = decrypt(hash_fields.sealed(raw), CONFIG["HASH_SECRET"], CONFIG["HASH_IV_MODE"])
     except EnvelopeError:
         raise HashError(1002) from None
-    timestamp = plain.get("timestamp")
-    if type(timestamp) is not int or not 10**12 <= timestamp < 10**13:
-        raise HashError(1001, "timestamp must be 13-digit milliseconds")
     window = timedelta(milliseconds=int(CONFIG["HASH_TIMESTAMP_WINDOW_MS"]))
-    return plain, RequestId(hash_fields.key(plain, "request_id", max_len=128), utc(timestamp),
-                            utc(time.time() * 1000), window, endpoint, request_digest(endpoint, plain))
+    return plain, hash_fields.request_id(plain, endpoint, window)
 
 
 def hash_answer(envelope: dict) -> Response:
     """docs/hash.md §3.7: HTTP 200, amounts as JSON numbers written from the Decimal, never through float."""
     return Response(hash_fields.dumps(envelope), media_type="application/json")
-
-
-# ---- helpers -----------------------------------------------------------------------------------------
-def json_object(raw: bytes, refusal: Exception) -> dict:
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise refusal from None
-    if not isinstance(body, dict):
-        raise refusal
-    return body
-
-
-def utc(ms: float) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).replace(tzinfo=None)

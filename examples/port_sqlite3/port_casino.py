@@ -7,8 +7,11 @@ The existing table, kept as it is:
 unique: the guard that books each operation once whatever happens above it). Balances
 are integer cents: the blueprint has truncated every amount to cents already (docs/100hp.md §3.3), so a
 Decimal becomes cents exactly, never through float. One currency (USD); no blocked players.
+Each call is one transaction, run again while its deadline allows when SQLite says the next run
+may win (docs/porting.md, "The storage you write").
 """
 import sqlite3
+import time
 import uuid
 from contextlib import closing
 from datetime import datetime, timedelta
@@ -43,6 +46,10 @@ CREATE TABLE IF NOT EXISTS ledger (          -- (op, tx_id) unique: no operation
 """
 CURRENCY = "USD"
 MAX_CENTS = 2**63 - 1  # SQLite's INTEGER
+CALL_DEADLINE = 2.5  # s per call (docs/100hp.md §7.3): past it, 702 with nothing written
+LOCK_TIMEOUT = 1.0   # s: the longest one run waits for the database lock
+ATTEMPTS = 4         # a race lost 4 times running is no race
+RUN_AGAIN = ("UNIQUE constraint failed", "database is locked")  # a lost race; a lock wait that ran out
 
 
 def cents(amount: Decimal) -> int:
@@ -61,9 +68,9 @@ class PortCasino(Casino):
     def __init__(self, path: str):
         self.path = path
 
-    def connect(self):
+    def connect(self, lock_timeout=LOCK_TIMEOUT):
         # autocommit mode: every transaction is begun explicitly below; timeout: the lock wait
-        return sqlite3.connect(self.path, timeout=5, isolation_level=None)
+        return sqlite3.connect(self.path, timeout=lock_timeout, isolation_level=None)
 
     def init(self):
         with closing(self.connect()) as conn:
@@ -83,19 +90,29 @@ class PortCasino(Casino):
 
     # ---- the storage primitives of Casino ----
     def atomically(self, work, write=True):
-        conn = self.connect()
-        try:
-            # IMMEDIATE: a writer takes the database's write lock first, so calls for one player
-            # run one after another (the wallet lock of casino.py's lock order)
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            result = work(conn)
-            conn.execute("COMMIT")
-            return result
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
+        deadline = time.monotonic() + CALL_DEADLINE
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return self._run(work, write, deadline)
+            except (sqlite3.IntegrityError, sqlite3.OperationalError) as exc:
+                if not any(reason in str(exc) for reason in RUN_AGAIN) or attempt == ATTEMPTS:
+                    raise  # a CHECK, a NOT NULL, a bug: the same every time
+                if time.monotonic() >= deadline:  # 702; 100HP retries or rolls back
+                    raise TimeoutError(f"no answer within {CALL_DEADLINE} s: {exc}") from exc
+
+    def _run(self, work, write, deadline):
+        with closing(self.connect(max(0.0, min(LOCK_TIMEOUT, deadline - time.monotonic())))) as conn:
+            try:
+                # IMMEDIATE: a writer takes the database's write lock first, so calls for one player
+                # run one after another (the wallet lock of casino.py's lock order)
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                result = work(conn)
+                conn.execute("COMMIT")  # "database is locked" here: nothing committed, run again
+                return result
+            except BaseException:
+                if conn.in_transaction:  # not when BEGIN itself timed out: keep its error
+                    conn.execute("ROLLBACK")
+                raise
 
     def find_session(self, conn, session_id, lock=False):  # BEGIN IMMEDIATE has locked already
         row = conn.execute("SELECT s.expires_at, s.closed, u.id, u.name, u.balance_cents FROM sessions s "

@@ -129,5 +129,5 @@ def hash_amount_rounded(value: Decimal, rounding: str) -> Decimal:
 
 def format_hash(value: Decimal) -> Decimal:
     """A Hash balance without trailing zeros (1000.500000 -> 1000.5), still a Decimal;
-    wallet/hash/blueprint.py writes it as a JSON number."""
+    wallet/hash/fields.py (`dumps`) writes it as a JSON number."""
     return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()

@@ -1,9 +1,11 @@
 """Hash Game's API-v2 no-transfer wallet (docs/hash.md): the merchant's endpoints under /api/v2.
 
-blueprint.py  the four endpoints: merchant-id, the envelope, timestamp, fields, {code, msg, data}
+blueprint.py  the four endpoints on Flask: merchant-id, the envelope, {code, msg, data}
+fields.py     the field readers, the timestamp and request_id, `dumps` (standard library only)
 envelope.py   AES-256-CBC, PKCS7, Base64: `x` in and out
 orders.py     HashWallet: the rules (users, balances, the order lifecycle), storage abstract
-sql_wallet.py   those storage primitives on SQL: the file to copy into your stack
+sql_wallet.py   those storage primitives on SQL against this project's tables: a model for your
+              own, not a file to copy (docs/porting.md, "What to take")
 memory_wallet.py  the same in memory: the model the tests hold the SQL one to
 schema.py, ddl/ the hash_orders and hash_applied_requests tables
 settings.py   HASH_SECRET, HASH_ALLOWED_IPS, HASH_IV_MODE, ... and their production rules

@@ -11,7 +11,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from ..core.commands import sandbox_only
-from .blueprint import dumps
+from .fields import dumps
 from .envelope import encrypt
 
 

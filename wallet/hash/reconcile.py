@@ -4,7 +4,7 @@
 - open orders (the default). Hash's order/update stops after 10 tries, a minute apart, and "a
   merchant that has been down should reconcile with order/details" (§4.4). Each order still open
   here and unchanged for longer than that window is looked up, and Hash's record, held to the
-  field rules of a live order/update (wallet/hash/blueprint.py), is passed through the same
+  field rules of a live order/update (wallet/hash/fields.py), is passed through the same
   `order_update`: settled or refunded. `order_update` locks the wallet and is idempotent on
   order_no, so two runs at once, or a run and Hash's own late retry, move the money once. Each
   order's outcome is printed as it is reached, and one order that cannot be written (a wallet busy
@@ -34,7 +34,7 @@ from sqlalchemy import select
 
 from ..core import db
 from ..core.schema import utcnow, wallets
-from . import blueprint as live_rules  # the field rules of a live order/update, not a second copy
+from . import fields as live_rules  # the field rules of a live order/update, not a second copy
 from . import books as hash_books
 from . import orders as hash_orders
 from .client import HashClient, HashServiceError

@@ -1,8 +1,9 @@
 """SqlHashWallet: the Hash rules of wallet/hash/orders.py on SQL, against wallet/hash/schema.py.
 
 The storage primitives of HashWallet written with SQLAlchemy Core; every balance change goes
-through wallet/core/ledger.py, in the transaction of wallet/core/db.py. The file to copy, beside
-orders.py, into your own stack.
+through wallet/core/ledger.py, in the transaction of wallet/core/db.py. Written against this
+project's tables, it is a model for the primitives you write against your own, not a file to copy
+(docs/porting.md, "What to take").
 """
 from sqlalchemy import and_, bindparam, delete, insert, select, update
 

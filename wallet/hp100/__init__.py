@@ -1,8 +1,10 @@
 """100HP Gaming's Game Flow API (docs/100hp.md): the casino's wallet endpoints under /100hp.
 
-blueprint.py  the six endpoints: field rules, the secret, errors (HTTP status = errCode)
+blueprint.py  the six endpoints on Flask: the request, the allow-list, errors (HTTP status = errCode)
+fields.py     the field rules and texts, then the secret (standard library only)
 casino.py     the rules every wallet shares (the guide's `Casino` class); storage primitives abstract
-your_casino.py  those primitives on SQL (in YourCasino's place): the file to copy into your stack
+your_casino.py  those primitives on SQL against this project's tables (in YourCasino's place): a
+              model for your own, not a file to copy (docs/porting.md, "What to take")
 testcasino.py   the same in memory: the model the tests hold YourCasino to
 schema.py, ddl/ the hp_transactions table
 settings.py   HP_SECRET, HP_ALLOWED_IPS, HP_API_URL and their production rules

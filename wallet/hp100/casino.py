@@ -2,7 +2,7 @@
 
 Implements docs/100hp.md §4.1-§4.6 (auth, balance, withdrawal, deposit, rollback, bonusWin) with the
 repeat rules of §3.7 (607, 608, 609) and the decisions of §9.2-§9.4. Inputs arrive validated
-by wallet/hp100/blueprint.py; amounts are Decimals already truncated to cents.
+by wallet/hp100/fields.py; amounts are Decimals already truncated to cents.
 
 A subclass supplies the storage primitives (the abstract methods): YourCasino keeps them in SQL,
 TestCasino in memory. Every operation runs in one `atomically` call, and follows one lock order:

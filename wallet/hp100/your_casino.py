@@ -1,8 +1,9 @@
 """YourCasino: the 100HP Casino on SQL, in the place of the guide's template (docs/100hp.md §7.1).
 
 The storage primitives of wallet/hp100/casino.py written with SQLAlchemy Core against the schema
-in ddl/<dialect>.sql and wallet/hp100/ddl/. This is the file to copy into your own stack: the rules
-stay in Casino, the queries are here, and every balance change goes through wallet/core/ledger.py.
+in ddl/<dialect>.sql and wallet/hp100/ddl/: the rules stay in Casino, the queries are here, and
+every balance change goes through wallet/core/ledger.py. Written against this project's tables, it
+is a model for the primitives you write against your own, not a file to copy (docs/porting.md).
 """
 from sqlalchemy import and_, bindparam, insert, select, update
 
