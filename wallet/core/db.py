@@ -110,12 +110,27 @@ def _set_up_sqlite(engine, limits: Limits) -> None:
                        "foreign_keys=ON"):
             dbapi_conn.execute(f"PRAGMA {pragma}")
 
-    @event.listens_for(engine, "begin")
-    def _sqlite_begin(conn):
-        # A writer takes the write lock up front, so two writers never both read, then deadlock.
-        # Any other transaction (health check, console, audit) is a read and takes no lock.
-        write = conn.get_execution_options().get("write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    engine.dialect.do_begin = _sqlite_begin  # see below: not SQLAlchemy's "begin" event
+
+
+def _sqlite_begin(pooled) -> None:
+    """SQLite's BEGIN, sent by the dialect as other dialects send theirs (pysqlite, with
+    isolation_level None, sends none). A writer (`_begin`) takes the write lock up front with BEGIN
+    IMMEDIATE, so two writers never both read, then deadlock; any other transaction (health check,
+    console, audit) is a read and takes no lock. SQLAlchemy's SQLite docs send it from a "begin"
+    event instead, but any Connection event makes every statement on the engine run the event
+    dispatch: 35 k instructions a statement (tests/bench/README.md)."""
+    pooled.driver_connection.execute("BEGIN IMMEDIATE" if pooled.info.pop(_WRITE, False) else "BEGIN")
+
+
+_WRITE = "wallet.write"  # in the pooled connection's info, from `_begin` to `_sqlite_begin`
+
+
+def _begin(conn, write: bool) -> None:
+    """Begin the Connection's transaction; a writer's takes SQLite's write lock at once."""
+    if write and conn.dialect.name == "sqlite":
+        conn.connection.info[_WRITE] = True
+    conn.begin()
 
 
 def _rollback_only_open_transactions(engine) -> None:
@@ -146,9 +161,10 @@ def init_schema(engine, ddl_dirs=(DDL_DIR,)) -> None:
                   for statement in (Path(folder) / f"{dialect}.sql").read_text().split(";\n")
                   if _without_comments(statement).strip()]
     with _writers_queue(engine, True, 30.0), engine.connect() as conn:
-        with conn.execution_options(write=True).begin():
-            for statement in statements:
-                conn.exec_driver_sql(statement)
+        _begin(conn, write=True)
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+        conn.commit()
 
 
 def _without_comments(sql: str) -> str:
@@ -189,9 +205,7 @@ def transaction(engine, work, *, write=True):
 
 def _attempt(engine, work, write: bool, lock_wait: float):
     with _writers_queue(engine, write, lock_wait), engine.connect() as conn:
-        if write:
-            conn.execution_options(write=True)  # SQLite: BEGIN IMMEDIATE
-        conn.begin()
+        _begin(conn, write)  # SQLite: a writer's is BEGIN IMMEDIATE
         try:
             if lock_wait < engine.wallet_limits.lock_timeout:
                 _shorten_lock_waits(conn, lock_wait)
