@@ -4,9 +4,12 @@ few percent shows (the wrk figures of tests/bench/run.py move by 5-20 % between 
 
     python tests/bench/instructions.py [N]                # wallet and raw; needs valgrind (Debian package)
     python tests/bench/instructions.py [N] --components   # and where the wallet's instructions go
+    python tests/bench/instructions.py [N] --database postgres   # or mariadb: the client's side
 
-In-process, on SQLite: N withdrawals through each app's WSGI callable, counted after a warm-up;
-the fsync of each commit is a wait, not instructions, so this is the CPU side of a call only.
+In-process, on SQLite unless told: N withdrawals through each app's WSGI callable, counted after a
+warm-up; the fsync of each commit is a wait, not instructions, so this is the CPU side of a call
+only. On PostgreSQL and MariaDB (a throwaway server, tests/dbservers.py) only the wallet's process
+is counted, not the server's work.
 The wallet runs as gunicorn runs it in production: the call-log line formatted and written (to
 /dev/null here) and the metrics in prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR,
 files in a fresh directory); "wallet, metrics in-process" is the single-process mode.
@@ -16,6 +19,7 @@ part's cost) and the parts alone: Flask with a view that only parses the JSON bo
 checkout with BEGIN IMMEDIATE / COMMIT and return around no statement, and one statement through
 SQLAlchemy's `Connection.execute` against the same statement on the driver's cursor.
 """
+import contextlib
 import io
 import json
 import logging
@@ -49,11 +53,12 @@ TARGETS = {
 }
 
 
-def count(target: str, calls: int) -> int:
+def count(target: str, calls: int, url: str = "") -> int:
     """Run this file under callgrind for one target; the instructions it counted."""
     done = subprocess.run(["valgrind", "--tool=callgrind", "--instr-atstart=no",
                            "--callgrind-out-file=/dev/null", sys.executable, __file__, "--inner",
-                           target, str(calls)], capture_output=True, text=True, cwd=ROOT)
+                           target, str(calls)], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "INSTRUCTIONS_DATABASE_URL": url})
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode or not found or not int(found.group(1)):
         raise RuntimeError(f"callgrind failed for {target}: {done.stderr[-1000:]}")
@@ -64,7 +69,7 @@ def inner(target: str, calls: int) -> None:
     """Inside valgrind: set up, warm up, then switch counting on for `calls` calls only."""
     sys.path.insert(0, str(ROOT))
     tmp = tempfile.mkdtemp()
-    url = f"sqlite:///{tmp}/instructions.db"
+    url = os.environ.get("INSTRUCTIONS_DATABASE_URL") or f"sqlite:///{tmp}/instructions.db"
     os.environ.update(DATABASE_URL=url, HP_SECRET="s")
     if target != "wallet-inprocess-metrics":
         os.makedirs(f"{tmp}/metrics")
@@ -157,8 +162,15 @@ def _one_select(engine, target: str, calls: int):
     if target == "execute":
         return lambda i: conn.execute(BET, {"tx_id": tx_ids[i]}).first()
     cursor = conn.connection.driver_connection.cursor()
-    sql = str(BET.compile(dialect=engine.dialect)).replace(":tx_id", "?")
-    return lambda i: cursor.execute(sql, (tx_ids[i],)).fetchone()
+    compiled = BET.compile(dialect=engine.dialect)
+    params = [compiled.construct_params({"tx_id": tx_id}) for tx_id in tx_ids]
+    if engine.dialect.positional:  # sqlite3: ? and a tuple
+        params = [tuple(p[name] for name in compiled.positiontup) for p in params]
+
+    def one(i):
+        cursor.execute(str(compiled), params[i])
+        return cursor.fetchone()
+    return one
 
 
 def main():
@@ -168,13 +180,39 @@ def main():
         sys.exit("valgrind is not installed: apt-get install valgrind")
     numbers = [a for a in sys.argv[1:] if a.isdigit()]
     calls = int(numbers[0]) if numbers else 200
-    wallet, raw = count("wallet", calls) / calls, count("raw", calls) / calls
+    database = sys.argv[sys.argv.index("--database") + 1] if "--database" in sys.argv else "sqlite"
+    with _database(database) as url:
+        _report(calls, url)
+
+
+@contextlib.contextmanager
+def _database(kind: str):
+    """The URL of a fresh database of that kind: SQLite ("", a file per run) or a throwaway server."""
+    if kind == "sqlite":
+        yield ""
+        return
+    sys.path.insert(0, str(ROOT / "tests"))
+    import dbservers
+    server, reason = {"postgres": dbservers.start_postgres, "mariadb": dbservers.start_mariadb}[kind]()
+    if server is None:
+        sys.exit(reason)
+    try:
+        for number in range(len(TARGETS)):
+            server.admin(f"CREATE DATABASE instructions{number}")
+        yield server.url("instructions{}")
+    finally:
+        server.stop()
+
+
+def _report(calls: int, url: str) -> None:
+    urls = (url.format(number) for number in range(len(TARGETS)))  # a fresh database per target
+    wallet, raw = count("wallet", calls, next(urls, "")) / calls, count("raw", calls, next(urls, "")) / calls
     print(f"instructions per withdrawal: wallet {wallet / 1000:,.0f} k, raw driver {raw / 1000:,.0f} k,"
           f" raw / wallet {raw / wallet:.2f}", flush=True)
     if "--components" in sys.argv:
         for target, what in TARGETS.items():
             if target not in ("wallet", "raw"):
-                per_call = count(target, calls) / calls
+                per_call = count(target, calls, next(urls, "")) / calls
                 taken_out = f" (wallet - this: {(wallet - per_call) / 1000:,.0f} k)" \
                     if target.startswith("wallet-") else ""
                 print(f"{per_call / 1000:8,.0f} k  {target:26} {what}{taken_out}", flush=True)
