@@ -204,7 +204,9 @@ def transaction(engine, work, *, write=True):
 
 
 def _attempt(engine, work, write: bool, lock_wait: float):
-    with _writers_queue(engine, write, lock_wait), engine.connect() as conn:
+    # The pool's checkout and return outside the writers' queue: SQLite's writers wait for the
+    # transaction only (about 100 k instructions a call less of everyone's wait, tests/bench/README.md).
+    with engine.connect() as conn, _writers_queue(engine, write, lock_wait):
         _begin(conn, write)  # SQLite: a writer's is BEGIN IMMEDIATE
         try:
             if lock_wait < engine.wallet_limits.lock_timeout:
