@@ -313,14 +313,17 @@ def test_the_database_refuses_a_negative_balance(app):
 
 def test_a_database_failure_is_702_and_writes_nothing(app, client):
     _, session = new_player(app, "100")
-    # the bet's insert fails after the debit was written: the transaction must take both back
-    app.extensions["casino"].add_bet = lambda *a: (_ for _ in ()).throw(RuntimeError("disk full"))
-    response = client.post("/100hp/withdrawal", json={"secret": HP_SECRET, "sessionId": session,
-                                                      "txId": tx(), "amount": "10"})
+    casino, bet = app.extensions["casino"], tx()
+    # the ledger's write fails after the txId was claimed: the transaction must take both back
+    casino.move = lambda *a: (_ for _ in ()).throw(RuntimeError("disk full"))
+    body = {"secret": HP_SECRET, "sessionId": session, "txId": bet, "amount": "10"}
+    response = client.post("/100hp/withdrawal", json=body)
     assert (response.status_code, response.get_json()) == (
         702, {"data": "", "message": "Internal Server Error", "errCode": 702})
     assert client.post("/100hp/balance", json={"secret": HP_SECRET, "sessionId": session}
                        ).get_json()["balance"] == "100.00"
+    del casino.move
+    assert client.post("/100hp/withdrawal", json=body).status_code == 200  # the txId was not spent
 
 
 # ---- money at the edges (ours: README "Decisions") ------------------------------------------------

@@ -25,6 +25,11 @@ SECRET = os.environ.get("HP_SECRET", "hp-sandbox-secret").encode()
 KIND = URL.get_backend_name()
 P = "?" if KIND == "sqlite" else "%s"
 FOR_UPDATE = {"sqlite": "", "postgresql": " FOR UPDATE OF w"}.get(KIND, " FOR UPDATE")
+MYSQL = KIND in ("mysql", "mariadb")
+# The txId claimed by its INSERT, or nothing if it is taken, as the wallet claims it (your_casino.py)
+CLAIM = (f"INSERT {'IGNORE ' if MYSQL else ''}INTO hp_transactions (tx_id, kind, wallet_id, session_id, "
+         f"amount, status, created_at) VALUES ({P}, {P}, {P}, {P}, {P}, {P}, {P})"
+         f"{'' if MYSQL else ' ON CONFLICT (tx_id) DO NOTHING'}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 _local = threading.local()
 
@@ -106,8 +111,9 @@ def _withdrawal(cur, session, tx_id, amount):
             cur.execute("ROLLBACK")
             return error(604, "Session not found")
         wallet_id, player_id, currency, balance = found[4:]
-        cur.execute(f"SELECT tx_id FROM hp_transactions WHERE tx_id = {P}", (tx_id,))
-        if cur.fetchone():
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        cur.execute(CLAIM, (tx_id, "withdrawal", wallet_id, session, money(amount), "open", now))
+        if cur.rowcount != 1:
             cur.execute("ROLLBACK")
             return error(607, "Transaction already exists")
         balance = Decimal(balance)
@@ -115,14 +121,10 @@ def _withdrawal(cur, session, tx_id, amount):
             cur.execute("ROLLBACK")
             return error(603, "Insufficient balance")
         balance -= amount
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
         cur.execute(f"UPDATE wallets SET balance = {P} WHERE id = {P}", (money(balance), wallet_id))
         cur.execute("INSERT INTO ledger (wallet_id, provider, op, ref, amount, balance_after, created_at) "
                     f"VALUES ({P}, {P}, {P}, {P}, {P}, {P}, {P})",
                     (wallet_id, "100hp", "withdrawal", tx_id, money(-amount), money(balance), now))
-        cur.execute("INSERT INTO hp_transactions (tx_id, kind, wallet_id, session_id, amount, status, "
-                    f"created_at) VALUES ({P}, {P}, {P}, {P}, {P}, {P}, {P})",
-                    (tx_id, "withdrawal", wallet_id, session, money(amount), "open", now))
         cur.execute("COMMIT")
     except BaseException:
         cur.execute("ROLLBACK")

@@ -2,6 +2,7 @@
 
     python tests/bench/run.py [--databases sqlite,postgres,mariadb] [--connections 1,16,64]
                               [--workloads hot,spread] [--duration 3] [--rounds 3] [--filled 0]
+                              [--baseline DIR]
 
 For each database (PostgreSQL and MariaDB started as throwaway servers with their default commit
 durability; SQLite in WAL with synchronous=FULL) it starts `gunicorn app:app` and the raw-driver
@@ -10,7 +11,10 @@ reference (tests/bench/raw_app.py) with the same settings, drives them with wrk
 the first error answer; each figure the median of `--rounds` runs after a warm-up round, the calls
 interleaved), and then checks the books with the audit: speed is never bought with correctness.
 `--filled N` first books N ledger rows (with their bets), to show throughput does not fall as the
-ledger grows.
+ledger grows. `--baseline DIR` also serves the wallet from DIR, a checkout of another commit with
+the same schema (`git worktree add DIR COMMIT`), on the same database, and adds its withdrawal to
+the interleaved calls: a change measured against the code before it in one run, which on a shared
+machine is the only comparison that holds.
 """
 import argparse
 import contextlib
@@ -43,6 +47,7 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
 GUNICORN = ["-w", str(WORKERS), "-k", os.environ.get("BENCH_WORKER_CLASS", "sync"),
             "--threads", os.environ.get("BENCH_THREADS", "1")]
 WITHDRAWAL, RAW_WITHDRAWAL = "100HP withdrawal", "100HP withdrawal, raw driver"
+BASELINE_WITHDRAWAL = "100HP withdrawal, --baseline"
 PLAYERS = {"hot": 1, "spread": 1000}  # each workload's players: one hot wallet, or calls spread over many
 CALLS = [  # (name, server, wrk mode); the first is the floor
     ("floor (Flask JSON)", "raw", "floor"),
@@ -117,13 +122,16 @@ def _line(path, plain) -> str:
 
 
 @contextlib.contextmanager
-def server(target, url, port, ready_path):
+def server(target, url, port, ready_path, cwd=ROOT):
+    metrics = tempfile.mkdtemp(prefix="bench-metrics-")
     env = {**os.environ, "WALLET_ENV": "sandbox", "DATABASE_URL": url, "HP_SECRET": HP_SECRET, "HASH_SECRET": HASH_SECRET,
-           "HASH_MERCHANT_ID": MERCHANT, "SANDBOX_DEMO": "0", "CONSOLE": "0", "HASH_TIMESTAMP_WINDOW_MS": "3600000"}
+           "HASH_MERCHANT_ID": MERCHANT, "SANDBOX_DEMO": "0", "CONSOLE": "0", "HASH_TIMESTAMP_WINDOW_MS": "3600000",
+           # the metrics as gunicorn runs them in production: each worker writes its own files
+           "PROMETHEUS_MULTIPROC_DIR": metrics}
     log = open(f"/tmp/bench-{target}-{port}.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", target, *GUNICORN, "-b",
                                 f"127.0.0.1:{port}", "--log-level", "warning"],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                               cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     for _ in range(300):
         if subprocess.run(["curl", "-sf", f"http://127.0.0.1:{port}{ready_path}"],
                           capture_output=True).returncode == 0:
@@ -137,6 +145,7 @@ def server(target, url, port, ready_path):
     finally:
         process.terminate()
         process.wait(20)
+        shutil.rmtree(metrics, ignore_errors=True)
 
 
 def wrk(base, mode, connections, duration, env) -> dict:
@@ -174,23 +183,30 @@ def bench_database(kind, args, tmp) -> list:
             fill(engine, args.filled)
         groups = {w: players(engine, PLAYERS[w]) for w in args.workloads}
         rows = []
-        with server("app:app", url, dbservers.free_port(), "/healthz") as wallet, \
-                server("tests.bench.raw_app:app", url, dbservers.free_port(), "/floor") as raw:
+        calls = list(CALLS)
+        if args.baseline:  # between the withdrawal and the raw driver's: the three seconds apart
+            calls.insert(3, (BASELINE_WITHDRAWAL, "baseline", "withdrawal"))
+        with contextlib.ExitStack() as servers:
+            bases = {"wallet": servers.enter_context(server("app:app", url, dbservers.free_port(), "/healthz")),
+                     "raw": servers.enter_context(server("tests.bench.raw_app:app", url, dbservers.free_port(), "/floor"))}
+            if args.baseline:
+                bases["baseline"] = servers.enter_context(server("app:app", url, dbservers.free_port(), "/healthz",
+                                                                 cwd=args.baseline))
             for workload in args.workloads:
                 sessions_file = Path(tmp) / f"sessions-{workload}.txt"
                 sessions_file.write_text("\n".join(t for _, t in groups[workload]) + "\n")
                 for connections in args.connections:
-                    runs = {name: [] for name, _, _ in CALLS}
+                    runs = {name: [] for name, _, _ in calls}
                     # Rounds interleave the calls, so drift hits all alike; the first is a warm-up
                     # (each worker's first connection and first calls), not counted.
                     for _ in range(args.rounds + 1):
-                        for name, target, mode in CALLS:
+                        for name, target, mode in calls:
                             env = {"BENCH_SESSIONS": str(sessions_file)}
                             if mode.startswith("hash"):
                                 env["BENCH_LINES"] = f"{tmp}/{mode}.txt"
                                 hash_lines(env["BENCH_LINES"], groups[workload],
                                            int(args.duration * 3000) + 1000, mode)
-                            runs[name].append(wrk(wallet if target == "wallet" else raw, mode,
+                            runs[name].append(wrk(bases[target], mode,
                                                   connections, args.duration, env))
                     results = {name: summary(found) for name, found in runs.items()}
                     floor = results[CALLS[0][0]]["rps"]
@@ -203,6 +219,12 @@ def bench_database(kind, args, tmp) -> list:
                     print(f"{'':26}withdrawal / raw driver: "
                           f"{results[WITHDRAWAL]['rps'] / results[RAW_WITHDRAWAL]['rps']:.2f} "
                           f"(round by round: {by_round})", flush=True)
+                    if args.baseline:
+                        by_round = ", ".join(f"{w['rps'] / r['rps']:.2f}" for w, r in
+                                             zip(runs[BASELINE_WITHDRAWAL][1:], runs[RAW_WITHDRAWAL][1:]))
+                        print(f"{'':26}baseline withdrawal / raw driver: "
+                              f"{results[BASELINE_WITHDRAWAL]['rps'] / results[RAW_WITHDRAWAL]['rps']:.2f} "
+                              f"(round by round: {by_round})", flush=True)
         problems = audit(engine, app.extensions["wallet.audits"])
         print(f"{kind}: books {'ok' if not problems else 'WRONG: ' + '; '.join(problems[:5])}", flush=True)
         engine.dispose()
@@ -242,6 +264,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3,
                         help="counted runs of each call, after one warm-up run; the median is shown")
     parser.add_argument("--filled", type=int, default=0, help="ledger rows to book first")
+    parser.add_argument("--baseline", help="a checkout of another commit: its withdrawal served beside")
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
     args.workloads = args.workloads.split(",")

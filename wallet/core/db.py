@@ -25,6 +25,7 @@ What is retried, and what a failed COMMIT means, is decided in one place: `_retr
 import contextlib
 import contextvars
 import fcntl
+import functools
 import logging
 import math
 import os
@@ -168,24 +169,39 @@ def _set_up_sqlite(engine, limits: Limits) -> None:
 
     @event.listens_for(engine, "connect")
     def _sqlite_connect(dbapi_conn, _record):
-        dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
+        dbapi_conn.isolation_level = None  # `_sqlite_begin` below issues BEGIN itself
         for pragma in (f"busy_timeout={_ms(limits.lock_timeout)}",
                        "journal_mode=WAL",       # readers never wait for the writer
                        "synchronous=FULL",       # a committed bet survives a power cut
                        "foreign_keys=ON"):
             dbapi_conn.execute(f"PRAGMA {pragma}")
 
-    @event.listens_for(engine, "begin")
-    def _sqlite_begin(conn):
-        # SQLite's own wait for a lock held by someone outside the writers' queue (an operator's
-        # sqlite3 shell, a backup) ends by the lock timeout and by the call's deadline
-        deadline = conn.get_execution_options().get("deadline")
-        wait = limits.lock_timeout if deadline is None else _lock_wait(limits, deadline)
-        conn.exec_driver_sql(f"PRAGMA busy_timeout = {_ms(wait)}")
-        # A writer takes the write lock up front, so two writers never both read, then deadlock.
-        # Any other transaction (health check, console, audit) is a read and takes no lock.
-        write = conn.get_execution_options().get("write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    engine.dialect.do_begin = functools.partial(_sqlite_begin, limits)  # not SQLAlchemy's "begin" event
+
+
+def _sqlite_begin(limits: Limits, pooled) -> None:
+    """SQLite's BEGIN, sent by the dialect as other dialects send theirs (pysqlite, with
+    isolation_level None, sends none). A writer (`_begin`) takes the write lock up front with BEGIN
+    IMMEDIATE, so two writers never both read, then deadlock; any other transaction (health check,
+    console, audit) is a read and takes no lock. SQLite's own wait for a lock held by someone
+    outside the writers' queue (an operator's sqlite3 shell, a backup) ends by the lock timeout and
+    by the call's deadline: busy_timeout is set for each BEGIN. SQLAlchemy's SQLite docs send BEGIN
+    from a "begin" event instead, but any Connection event makes every statement on the engine run
+    the event dispatch: 35 k instructions a statement (tests/bench/README.md)."""
+    write, wait = pooled.info.pop(_BEGIN, (False, limits.lock_timeout))
+    pooled.driver_connection.execute(f"PRAGMA busy_timeout = {_ms(wait)}")
+    pooled.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+_BEGIN = "wallet.begin"  # in the pooled connection's info: (write, lock wait), from `_begin` to `_sqlite_begin`
+
+
+def _begin(conn, write: bool, lock_wait: float) -> None:
+    """Begin the Connection's transaction; on SQLite a writer's takes the write lock at once, and a
+    lock held from outside is waited for `lock_wait` at most."""
+    if conn.dialect.name == "sqlite":
+        conn.connection.info[_BEGIN] = (write, lock_wait)
+    conn.begin()
 
 
 def _rollback_only_open_transactions(engine) -> None:
@@ -216,9 +232,10 @@ def init_schema(engine, ddl_dirs=(DDL_DIR,)) -> None:
                   for statement in (Path(folder) / f"{dialect}.sql").read_text().split(";\n")
                   if _without_comments(statement).strip()]
     with _writers_queue(engine, True, 30.0), engine.connect() as conn:
-        with conn.execution_options(write=True).begin():
-            for statement in statements:
-                conn.exec_driver_sql(statement)
+        _begin(conn, True, engine.wallet_limits.lock_timeout)
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+        conn.commit()
 
 
 def _without_comments(sql: str) -> str:
@@ -294,10 +311,12 @@ def transaction(engine, work, *, write=True):
 
 def _attempt(engine, work, write: bool, deadline: float):
     limits = engine.wallet_limits
-    with _writers_queue(engine, write, _lock_wait(limits, deadline)), engine.connect() as conn:
-        conn.execution_options(write=write, deadline=deadline)  # read by the begin / statement hooks
+    # The pool's checkout and return outside the writers' queue: SQLite's writers wait for the
+    # transaction only (about 100 k instructions a call less of everyone's wait, tests/bench/README.md).
+    with engine.connect() as conn, _writers_queue(engine, write, _lock_wait(limits, deadline)):
+        conn.execution_options(deadline=deadline)  # read by MariaDB's statement hook
         with _cut_off_at(conn, deadline):
-            conn.begin()
+            _begin(conn, write, _lock_wait(limits, deadline))  # SQLite: a writer's is BEGIN IMMEDIATE
             try:
                 if conn.dialect.name == "postgresql":  # SET LOCAL: this transaction's, gone at its end
                     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {_ms(_lock_wait(limits, deadline))}")

@@ -98,6 +98,14 @@ class Casino(ABC):
         """Insert the row under the txId as a unique key: a twin racing us fails on that key (and
         atomically runs it again), so a txId is booked once whatever runs in parallel."""
 
+    def claim_bet(self, store, bet: Bet) -> Bet | None:
+        """Book `bet` unless its txId is taken: None if booked, else the bet already there. Here
+        find_bet then add_bet; YourCasino claims the key by the INSERT itself, one statement."""
+        found = self.find_bet(store, bet.tx_id)
+        if found is None:
+            self.add_bet(store, bet)
+        return found
+
     @abstractmethod
     def close_bet(self, store, tx_id: str, status: str, win_amount: Decimal | None = None) -> None:
         """Set the open bet's status (settled, with the deposit's `win_amount`, or refunded); its
@@ -131,16 +139,16 @@ class Casino(ABC):
             session = self._live_session(store, session_id, user_id, lock=True)
             if session.status == "blocked":
                 raise CasinoError(604, "player is blocked")  # ours: no new stakes; wins still settle
-            bet = self.find_bet(store, key)
+            wallet = session.wallet
+            # The txId's key second (§7.2); an error below takes the claim back with the rest.
+            bet = self.claim_bet(store, Bet(key, WITHDRAWAL, wallet.id, session_id, amount, OPEN))
             if bet is not None and bet.kind == EARLY_ROLLBACK:  # ours: the late bet never books
                 raise CasinoError(608, "txId was rolled back before this withdrawal arrived")
             if bet is not None:
                 raise CasinoError(607)  # §3.7: a txId is booked once, whatever happened to it
-            wallet = session.wallet
             if wallet.balance < amount:
                 raise CasinoError(603)
             balance = self.move(store, wallet, -amount, WITHDRAWAL, key)
-            self.add_bet(store, Bet(key, WITHDRAWAL, wallet.id, session_id, amount, OPEN))
             return {**_answer(wallet, balance), "txId": tx_id, "sessionId": session_id}
         return self.atomically(work)
 

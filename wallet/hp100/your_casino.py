@@ -6,6 +6,7 @@ every balance change goes through wallet/core/ledger.py. Written against this pr
 is a model for the primitives you write against your own, not a file to copy (docs/porting.md).
 """
 from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..core import db, ledger
 from ..core.schema import players, sessions, utcnow, wallets
@@ -30,6 +31,16 @@ BET = (select(hp_transactions.c.tx_id, hp_transactions.c.kind, hp_transactions.c
               hp_transactions.c.promo_id)
        .where(hp_transactions.c.tx_id == bindparam("tx_id")))
 ADD_BET = insert(hp_transactions)
+# The txId claimed by its INSERT, or nothing if it is taken: each dialect's insert-or-nothing,
+# whose row count (0 or 1, kept by preserve_rowcount) says which. MySQL's IGNORE would also pass
+# over a bad value or a missing wallet (a warning, no row): the values are checked before
+# (blueprint.py), and `claim_bet` then finds no bet either, and raises.
+CLAIM_BET = {dialect: statement.execution_options(preserve_rowcount=True) for dialect, statement in {
+    "postgresql": postgresql.insert(hp_transactions).on_conflict_do_nothing(index_elements=["tx_id"]),
+    "sqlite": sqlite.insert(hp_transactions).on_conflict_do_nothing(index_elements=["tx_id"]),
+    "mysql": insert(hp_transactions).prefix_with("IGNORE"),
+    "mariadb": insert(hp_transactions).prefix_with("IGNORE"),
+}.items()}
 CLOSE_BET = (update(hp_transactions).where(hp_transactions.c.tx_id == bindparam("tx"))
              .values(status=bindparam("new_status"), win_amount=bindparam("win"),
                      closed_at=bindparam("at")))
@@ -42,6 +53,7 @@ OPEN_WITHDRAWALS = (select(hp_transactions.c.tx_id)
 class YourCasino(Casino):
     def __init__(self, engine):
         self.engine = engine
+        self._claim_bet = CLAIM_BET[engine.dialect.name]
 
     def atomically(self, work, write=True):
         return db.transaction(self.engine, work, write=write)
@@ -62,6 +74,14 @@ class YourCasino(Casino):
 
     def add_bet(self, conn, bet):
         conn.execute(ADD_BET, {**bet._asdict(), "created_at": utcnow()})
+
+    def claim_bet(self, conn, bet):
+        if conn.execute(self._claim_bet, {**bet._asdict(), "created_at": utcnow()}).rowcount:
+            return None  # booked: the one statement of the usual case
+        found = self.find_bet(conn, bet.tx_id)  # a repeat: which bet holds the txId decides the answer
+        if found is None:
+            raise RuntimeError(f"txId {bet.tx_id} neither booked nor found")  # MySQL IGNORE: see CLAIM_BET
+        return found
 
     def close_bet(self, conn, tx_id, status, win_amount=None):
         conn.execute(CLOSE_BET, {"tx": tx_id, "new_status": status, "win": win_amount, "at": utcnow()})
