@@ -189,11 +189,14 @@ def _sqlite_begin(limits: Limits, pooled) -> None:
     from a "begin" event instead, but any Connection event makes every statement on the engine run
     the event dispatch: 35 k instructions a statement (tests/bench/README.md)."""
     write, wait = pooled.info.pop(_BEGIN, (False, limits.lock_timeout))
-    pooled.driver_connection.execute(f"PRAGMA busy_timeout = {_ms(wait)}")
+    if pooled.info.get(_BUSY_MS) != _ms(wait):  # mostly the lock timeout itself: set once
+        pooled.driver_connection.execute(f"PRAGMA busy_timeout = {_ms(wait)}")
+        pooled.info[_BUSY_MS] = _ms(wait)
     pooled.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 _BEGIN = "wallet.begin"  # in the pooled connection's info: (write, lock wait), from `_begin` to `_sqlite_begin`
+_BUSY_MS = "wallet.busy_ms"  # in the pooled connection's info: its busy_timeout now
 
 
 def _begin(conn, write: bool, lock_wait: float) -> None:
