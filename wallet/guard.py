@@ -187,8 +187,7 @@ class ChunkedBodyLimit:
     go on with the first MAX_BODY_BYTES of it (a body padded with blanks past the limit still
     parses). Here it is read up to one byte past the limit and handed on as a plain body with its
     Content-Length: a longer one then says `limit + 1`, and Werkzeug refuses it as too large before
-    the app reads a byte (100HP 400, Hash 1001: each
-    blueprint's `unexpected_error`)."""
+    the app reads a byte (100HP 400, Hash 1001: each blueprint's `unexpected_error`)."""
 
     def __init__(self, wsgi_app, limit: int):
         self.wsgi_app, self.limit = wsgi_app, limit

@@ -89,9 +89,10 @@ class CallMetrics:
             return start_response(status_line, headers, exc_info)
 
         body = self.wsgi_app(environ, start)
-        if call_of(environ) is None:  # not a provider call: /metrics, /healthz, the console
+        call = call_of(environ)
+        if call is None:  # not a provider call: /metrics, /healthz, the console
             return body
-        provider, operation = call_of(environ)
+        provider, operation = call
         result = str(environ.get(RESULT, status[:3]))  # Hash's code; else the HTTP status (100HP)
         count_call(provider, operation, result, time.perf_counter() - started)
         return body
@@ -123,7 +124,8 @@ class RetryCounter(logging.Handler):
 
 
 class AlarmCounter(logging.Handler):
-    """Counts the log records of wallet.* that carry an `alarm` field (wallet/hash/orders.py)."""
+    """Counts the log records of wallet.* that carry an `alarm` field (wallet/hash/orders.py: a
+    reused request_id, a payout over its bound; wallet/hash/fields.py: amounts past 6 places)."""
 
     def emit(self, record):
         reason = getattr(record, "alarm", None)
