@@ -69,7 +69,8 @@ def install(app) -> None:
         db_log.addHandler(RetryCounter())
     wallet_log = logging.getLogger("wallet")
     if not any(isinstance(handler, AlarmCounter) for handler in wallet_log.handlers):
-        wallet_log.addHandler(AlarmCounter())
+        # alarms are warnings and errors: a call's INFO line skips this handler, its lock included
+        wallet_log.addHandler(AlarmCounter(logging.WARNING))
 
 
 class CallMetrics:

@@ -88,6 +88,11 @@ def database_url(raw) -> str:
         parsed.get_dialect()
     except NoSuchModuleError:
         raise ValueError(f"names a driver SQLAlchemy does not know: {parsed.drivername}") from None
+    # the drivers in requirements.txt: the bounded waits and the BEGIN are written for them (wallet/core/db.py)
+    driver = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}.get(parsed.get_backend_name())
+    if driver and parsed.get_driver_name() != driver:
+        raise ValueError(f"must name the driver {driver}: {parsed.get_backend_name()}+{driver}://..., "
+                         f"not {parsed.drivername}")
     return raw
 
 

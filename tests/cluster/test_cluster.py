@@ -451,7 +451,10 @@ def test_failover_under_traffic(pg_pair, tmp_path, capsys):
             [c for c in journal.calls if c.server == base and c.result == 702])
         assert total(samples, "wallet_calls_total", provider="hash", result="5000") == len(
             [c for c in journal.calls if c.server == base and c.result == 5000])
-        assert total(samples, "wallet_db_retries_total", reason="connection lost") >= 1
+    # a worker that was between calls or inside a statement at the kill retries ("connection lost");
+    # one inside its COMMIT answers 702 / 5000 unretried, and its next call connects afresh: which of
+    # these each server's two workers met is chance, so the retries are counted over both servers
+    assert sum(total(samples, "wallet_db_retries_total", reason="connection lost") for samples in after) >= 1
     with capsys.disabled():
         print(f"\nfailover: {len(during)} calls; promoted {promoted - killed:.2f} s after the kill; "
               f"calls succeeded again {back - killed:.2f} s after it; {len(failed)} answered 702 / 5000 "

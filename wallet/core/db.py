@@ -10,7 +10,8 @@ Bounded waits: a provider call has one budget, CALL_DEADLINE_MS (`call_budget`, 
 request by wallet/guard.py): every transaction the call runs, retries included, ends by it, and so
 does every wait inside them, each lock wait also by LOCK_TIMEOUT_MS (`_attempt`):
 - SQLite: the writers' queue and SQLite's own busy wait (busy_timeout, set before each BEGIN);
-- PostgreSQL: `SET LOCAL lock_timeout` in each transaction (so it also holds behind PgBouncer);
+- PostgreSQL: `SET LOCAL lock_timeout` in each transaction, sent with its BEGIN (`_postgres_begin`;
+  so it also holds behind PgBouncer);
 - MariaDB: each statement runs as `SET STATEMENT max_statement_time=<time left>, ... FOR <statement>`
   (`_bound_each_statement`): it bounds row locks, metadata locks (LOCK TABLES, ALTER TABLE) and
   everything else the server does, and nothing of it stays on the pooled connection;
@@ -95,10 +96,11 @@ def make_engine(url: str, limits: Limits = Limits()):
         # psycopg prepares a statement on the server after its 5th run: behind PgBouncer's
         # transaction pooling the next run may land on another server connection, where it does
         # not exist. Unprepared, every statement runs anywhere (docs/scaling.md, PgBouncer).
-        driver = {"connect_args": {"prepare_threshold": None}} if parsed.get_driver_name() == "psycopg" else {}
-        engine = create_engine(url, hide_parameters=True, isolation_level="READ COMMITTED", **driver)
-        # the bound of a lock wait outside `transaction`; inside, each sets its own (SET LOCAL)
-        _on_connect(engine, f"SET lock_timeout = {_ms(limits.lock_timeout)}")
+        # AUTOCOMMIT is psycopg's mode that sends no BEGIN of its own: `_postgres_begin` sends
+        # each transaction's, READ COMMITTED and with its lock_timeout, in one round trip.
+        engine = create_engine(url, hide_parameters=True, isolation_level="AUTOCOMMIT",
+                               connect_args={"prepare_threshold": None})
+        engine.dialect.do_begin = functools.partial(_postgres_begin, limits)
     _bounded_connects(engine, limits)
     engine.wallet_limits = limits
     return engine
@@ -151,16 +153,24 @@ def _bound_each_statement(engine, limits: Limits) -> None:
     max_statement_time ends any wait on the server, a metadata lock too (LOCK TABLES, a migration's
     ALTER TABLE), which innodb_lock_wait_timeout does not bound; lock_wait_timeout is the metadata
     locks' own. Values set this way last for the one statement: nothing stays on the pooled
-    connection for later calls. (MySQL has no SET STATEMENT: there the socket cut-off bounds it.)"""
-    @event.listens_for(engine, "before_cursor_execute", retval=True)
-    def _prefix(conn, _cursor, statement, parameters, _context, _executemany):
-        deadline = conn.get_execution_options().get("deadline")
-        if deadline is None or not conn.dialect.is_mariadb:
-            return statement, parameters
-        left = max(0.001, deadline - time.monotonic())  # 0 would mean no limit
-        lock = _whole_seconds(min(limits.lock_timeout, left))
-        return (f"SET STATEMENT max_statement_time={left:.3f}, innodb_lock_wait_timeout={lock}, "
-                f"lock_wait_timeout={lock} FOR {statement}", parameters)
+    connection for later calls. (MySQL has no SET STATEMENT: there the socket cut-off bounds it.)
+
+    The dialect's `do_execute` events, which run the statement themselves: a Connection event
+    (`before_cursor_execute`) would make every statement on the engine run the Connection's event
+    dispatch, about 300 k instructions a withdrawal (tests/bench/README.md)."""
+    def execute(cursor, statement, parameters, context):
+        deadline = context.execution_options.get("deadline")
+        if deadline is not None and context.dialect.is_mariadb:
+            left = max(0.001, deadline - time.monotonic())  # 0 would mean no limit
+            lock = _whole_seconds(min(limits.lock_timeout, left))
+            statement = (f"SET STATEMENT max_statement_time={left:.3f}, innodb_lock_wait_timeout={lock}, "
+                         f"lock_wait_timeout={lock} FOR {statement}")
+        cursor.execute(statement, parameters)
+        return True  # executed here: the dialect does not run it again
+
+    event.listen(engine.dialect, "do_execute", execute)
+    event.listen(engine.dialect, "do_execute_no_params",
+                 lambda cursor, statement, context: execute(cursor, statement, None, context))
 
 
 def _set_up_sqlite(engine, limits: Limits) -> None:
@@ -195,15 +205,26 @@ def _sqlite_begin(limits: Limits, pooled) -> None:
     pooled.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-_BEGIN = "wallet.begin"  # in the pooled connection's info: (write, lock wait), from `_begin` to `_sqlite_begin`
+def _postgres_begin(limits: Limits, pooled) -> None:
+    """PostgreSQL's BEGIN and this transaction's lock_timeout (`_begin`), one round trip: psycopg
+    in AUTOCOMMIT sends no BEGIN of its own, and COMMIT / ROLLBACK as usual once one is open.
+    SET LOCAL lasts for the transaction only, so behind PgBouncer's transaction pooling too it is
+    on the server connection the transaction runs on. A connection set to REPEATABLE READ for the
+    audit (`read_snapshot`) is out of AUTOCOMMIT: psycopg's own BEGIN, with that level, goes first."""
+    _, wait = pooled.info.pop(_BEGIN, (False, limits.lock_timeout))
+    connection = pooled.driver_connection
+    begin = "BEGIN ISOLATION LEVEL READ COMMITTED; " if connection.autocommit else ""
+    connection.execute(f"{begin}SET LOCAL lock_timeout = {_ms(wait)}")
+
+
+_BEGIN = "wallet.begin"  # in the pooled connection's info: (write, lock wait), from `_begin` to the BEGIN
 _BUSY_MS = "wallet.busy_ms"  # in the pooled connection's info: its busy_timeout now
 
 
 def _begin(conn, write: bool, lock_wait: float) -> None:
-    """Begin the Connection's transaction; on SQLite a writer's takes the write lock at once, and a
-    lock held from outside is waited for `lock_wait` at most."""
-    if conn.dialect.name == "sqlite":
-        conn.connection.info[_BEGIN] = (write, lock_wait)
+    """Begin the Connection's transaction, each lock wait in it bounded by `lock_wait`; on SQLite a
+    writer's takes the write lock at once."""
+    conn.connection.info[_BEGIN] = (write, lock_wait)
     conn.begin()
 
 
@@ -317,12 +338,11 @@ def _attempt(engine, work, write: bool, deadline: float):
     # The pool's checkout and return outside the writers' queue: SQLite's writers wait for the
     # transaction only (about 100 k instructions a call less of everyone's wait, tests/bench/README.md).
     with engine.connect() as conn, _writers_queue(engine, write, _lock_wait(limits, deadline)):
-        conn.execution_options(deadline=deadline)  # read by MariaDB's statement hook
+        if getattr(conn.dialect, "is_mariadb", False):
+            conn.execution_options(deadline=deadline)  # read by its statements' bounds
         with _cut_off_at(conn, deadline):
             _begin(conn, write, _lock_wait(limits, deadline))  # SQLite: a writer's is BEGIN IMMEDIATE
             try:
-                if conn.dialect.name == "postgresql":  # SET LOCAL: this transaction's, gone at its end
-                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {_ms(_lock_wait(limits, deadline))}")
                 result = work(conn)
             except BaseException:
                 conn.rollback()
