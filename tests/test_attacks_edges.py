@@ -3,6 +3,7 @@ replayed against a real `gunicorn app:app` (and the README's nginx in front, whe
 through it). Each test says what used to happen; each shows that nothing moved, nothing leaked and
 the refusal is the protocol's own.
 """
+import codecs
 import http.client
 import json
 import logging
@@ -15,6 +16,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from conftest import (HASH_SECRET, HP_SECRET, MERCHANT_ID, TEST_CONFIG, balances, gunicorn, ledger_rows,
                       new_player, post_json, tx)
 from dbservers import free_port
@@ -22,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_nginx import NGINX, nginx  # noqa: F401 (the fixture)
 
 from app import create_app
+from wallet.core.text import shown
 from wallet.guard import client_address, parse_proxies
 from wallet.hash.envelope import encrypt
 
@@ -146,6 +150,16 @@ def test_no_request_text_writes_a_log_line_of_its_own(database_url, nginx):  # n
     for line in forged:
         assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO wallet\.calls: POST /", line), line
         assert "payout refused" not in line and "payout\\x20refused" in line
+
+
+@given(st.text(max_size=250))
+def test_request_text_in_a_log_line_is_printable_ascii_and_says_what_was_sent(text):
+    """`shown` (the log line's escaping): no blank, control or non-ASCII character survives, and
+    the escapes decode back to the text sent, cut at 200 characters."""
+    logged = shown(text)
+    assert re.fullmatch(r"[!-~]*", logged)
+    kept = logged.removesuffix("...") if len(text) > 200 else logged
+    assert codecs.decode(kept, "unicode_escape") == text[:200]
 
 
 # ---- 26.4: forwarded addresses ----------------------------------------------------------------------

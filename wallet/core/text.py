@@ -4,6 +4,7 @@
 Standard library only, like wallet/core/money.py, so that the field rules can be copied without
 the schema (tests/test_imports.py).
 """
+import re
 
 
 def storable(value: str) -> bool:
@@ -22,8 +23,13 @@ def shown(value, limit=200) -> str:
     and cut at `limit` characters. A request can then start neither a log line of its own nor a
     field of its own in one (log injection)."""
     text = str(value)
+    if len(text) <= limit and _PLAIN.match(text):  # most paths and methods: nothing to escape
+        return text
     escaped = "".join(_escape(char) for char in text[:limit])
     return escaped + ("..." if len(text) > limit else "")
+
+
+_PLAIN = re.compile(r"[!-\[\]-~]*\Z")  # printable ASCII but the blank and the backslash
 
 
 def _escape(char: str) -> str:
