@@ -86,6 +86,8 @@ def test_a_wallet_with_its_own_database_or_secret_must_say_what_it_is(name, valu
     ("DATABASE_URL", "postgresql://wallet@db:port/wallet"), ("DATABASE_URL", "postgresql+nosuch://db/wallet"),
     # a driver the wallet's BEGIN and bounded waits are not written for (wallet/core/db.py)
     ("DATABASE_URL", "postgresql+psycopg2://wallet@db/wallet"), ("DATABASE_URL", "mysql+mysqldb://wallet@db/wallet"),
+    ("DATABASE_URL", "postgresql+psycopg://wallet@db/wallet?prepare_threshold=never"),
+    ("DATABASE_URL", "postgresql+psycopg://wallet@db/wallet?prepare_threshold=1&prepare_threshold=none"),
     ("HP_SECRET", ""), ("HP_SECRET", HP_SECRET + " "), ("HP_SECRET", "\t" + HP_SECRET),
     ("HASH_SECRET", "short"), ("HASH_SECRET", HASH_SECRET + "0"), ("HASH_SECRET", HASH_SECRET[:31] + "\n"),
     ("HASH_MERCHANT_ID", ""), ("HASH_MERCHANT_ID", "10 01"),

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from .core.db import PREPARE_THRESHOLD, prepare_threshold
 from .guard import UNIX, parse_networks, parse_proxies
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ def database_url(raw) -> str:
     if driver and parsed.get_driver_name() != driver:
         raise ValueError(f"must name the driver {driver}: {parsed.get_backend_name()}+{driver}://..., "
                          f"not {parsed.drivername}")
+    if PREPARE_THRESHOLD in parsed.query:
+        prepare_threshold(parsed.query[PREPARE_THRESHOLD])  # ValueError, naming it
     return raw
 
 

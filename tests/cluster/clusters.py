@@ -238,6 +238,11 @@ class PgBouncer:
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://wallet@127.0.0.1:{self.port}/{database}"
 
+    def wallet_url(self, database: str) -> str:
+        """The wallet's DATABASE_URL behind it: PgBouncer 1.18's transaction pooling shares no
+        prepared statements, so psycopg prepares none (docs/scaling.md, PgBouncer)."""
+        return f"{self.url(database)}?prepare_threshold=none"
+
     def stop(self) -> None:
         self.process.terminate()
         try:

@@ -643,9 +643,14 @@ def hold_a_server_connection(bouncer, database):
 
 
 @pytest.mark.parametrize("bouncer", [{"pool_size": 2}], indirect=True, ids=["pool_size=2"])
-def test_behind_pgbouncer_calls_run_on_any_server_connection(bouncer):
+@pytest.mark.parametrize("prepared", [False, True], ids=["prepare_threshold=none", "prepared"])
+def test_behind_pgbouncer_calls_run_on_any_server_connection(bouncer, prepared):
+    """With `?prepare_threshold=none` in DATABASE_URL every call runs on whichever server connection
+    PgBouncer gives it. Without (psycopg's default), a statement prepared on one server connection
+    is missing on the next: the call fails whole (702, nothing written), which is why
+    docs/scaling.md asks for it behind PgBouncer's transaction pooling."""
     bouncer, database = bouncer
-    app = wallet_app(bouncer.url(database))
+    app = wallet_app(bouncer.url(database) if prepared else bouncer.wallet_url(database))
     _, session = new_player(app, "100")
     statuses = []
     for i in range(12):  # every other call, another client holds the server connection it used last
@@ -653,23 +658,28 @@ def test_behind_pgbouncer_calls_run_on_any_server_connection(bouncer):
         statuses.append(hp_local(app, "withdrawal", sessionId=session, txId=tx(), amount="1")[0])
         if holder:
             holder.close()
-    assert statuses == [200] * 12
-    assert hp_local(app, "balance", sessionId=session)[1]["balance"] == "88.00"
+    if prepared:
+        assert 702 in statuses and set(statuses) <= {200, 702}
+    else:
+        assert statuses == [200] * 12
+    balance = hp_local(app, "balance", sessionId=session)[1]["balance"]
+    assert Decimal(balance) == 100 - statuses.count(200)  # each 702 wrote nothing
+    app.extensions["engine"].dispose()
 
 
 @pytest.mark.parametrize("bouncer", [{"pool_size": 2}], indirect=True, ids=["pool_size=2"])
 @pytest.mark.parametrize("lock_timeout_on_the_server", [False, True])
 def test_behind_pgbouncer_a_lock_wait_ends_by_the_deadline(bouncer, lock_timeout_on_the_server):
-    """A withdrawal that waits for a lock held longer than its deadline answers 702. Through
-    PgBouncer the wallet's connect-time SET lock_timeout went to one server connection; another
-    client holds that one, so the withdrawal runs on another: the SET LOCAL lock_timeout of each
-    transaction (wallet/core/db.py) bounds it there, with or without the lock timeout also set on
-    the server (ALTER DATABASE / ALTER ROLE ... SET lock_timeout)."""
+    """A withdrawal that waits for a lock held longer than its deadline answers 702. Another
+    client holds the server connection the wallet used last, so the withdrawal runs on another:
+    the SET LOCAL lock_timeout sent with each transaction's BEGIN (wallet/core/db.py) bounds it
+    there, with or without the lock timeout also set on the server (ALTER DATABASE / ALTER ROLE
+    ... SET lock_timeout)."""
     bouncer, database = bouncer
     direct = postgres_direct_url(bouncer, database)
     if lock_timeout_on_the_server:
         sa_admin(direct, f"ALTER DATABASE {database} SET lock_timeout = '2000ms'")
-    app = wallet_app(bouncer.url(database))
+    app = wallet_app(bouncer.wallet_url(database))
     user_id, session = new_player(app, "100")
     holder = hold_a_server_connection(bouncer, database)
     blocking = sa.create_engine(direct)
@@ -706,8 +716,8 @@ def sa_admin(url, sql):
 def test_e2e_scenarios_through_pgbouncer(bouncer):
     """test_100hp_e2e's and test_hash_e2e's races on a gunicorn whose DATABASE_URL is PgBouncer."""
     bouncer, database = bouncer
-    app = wallet_app(bouncer.url(database))
-    with gunicorn(bouncer.url(database), workers=2) as server:
+    app = wallet_app(bouncer.wallet_url(database))
+    with gunicorn(bouncer.wallet_url(database), workers=2) as server:
         hp_e2e.test_the_same_withdrawal_20_times_debits_once(server, app)
         hp_e2e.test_deposit_racing_rollback_exactly_one_wins(server, app)
         hp_e2e.test_50_withdrawals_beyond_the_balance_never_go_negative(server, app)

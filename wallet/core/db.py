@@ -93,17 +93,34 @@ def make_engine(url: str, limits: Limits = Limits()):
                             f"{_whole_seconds(limits.lock_timeout)}")
         _bound_each_statement(engine, limits)
     else:
-        # psycopg prepares a statement on the server after its 5th run: behind PgBouncer's
-        # transaction pooling the next run may land on another server connection, where it does
-        # not exist. Unprepared, every statement runs anywhere (docs/scaling.md, PgBouncer).
         # AUTOCOMMIT is psycopg's mode that sends no BEGIN of its own: `_postgres_begin` sends
         # each transaction's, READ COMMITTED and with its lock_timeout, in one round trip.
-        engine = create_engine(url, hide_parameters=True, isolation_level="AUTOCOMMIT",
-                               connect_args={"prepare_threshold": None})
+        threshold = parsed.query.get(PREPARE_THRESHOLD)
+        engine = create_engine(parsed.difference_update_query([PREPARE_THRESHOLD]), hide_parameters=True,
+                               isolation_level="AUTOCOMMIT", connect_args={} if threshold is None else
+                               {PREPARE_THRESHOLD: prepare_threshold(threshold)})
         engine.dialect.do_begin = functools.partial(_postgres_begin, limits)
     _bounded_connects(engine, limits)
     engine.wallet_limits = limits
     return engine
+
+
+# psycopg prepares a statement on the server after its 5th run on a connection, so the server
+# parses and plans it once, not on every call (about 380 us of its CPU a withdrawal, tests/bench/README.md).
+# Behind PgBouncer's transaction pooling before 1.21 (or with max_prepared_statements = 0) the next
+# run may land on a server connection where it does not exist: there DATABASE_URL says
+# `?prepare_threshold=none` (docs/scaling.md, PgBouncer), psycopg's own setting, which libpq's
+# connection string cannot carry, so it is read here.
+PREPARE_THRESHOLD = "prepare_threshold"
+
+
+def prepare_threshold(text: str) -> int | None:
+    """The URL's `prepare_threshold`: "none" (never prepare) or a count of runs; ValueError else."""
+    if text == "none":
+        return None
+    if not (isinstance(text, str) and text.isdigit()):  # (given twice, the URL holds a tuple)
+        raise ValueError(f"{PREPARE_THRESHOLD} must be none or a number of runs, not {text[:20]!r}")
+    return int(text)
 
 
 def _whole_seconds(seconds: float) -> int:
