@@ -1,5 +1,6 @@
 """tests/bench/run.py, the README's benchmark command, end to end on SQLite: every call answers without an
 error, the table has every row, and the books are audited afterwards."""
+import os
 import re
 import shutil
 import subprocess
@@ -24,3 +25,16 @@ def test_the_benchmark_runs_every_call_and_checks_the_books():
         assert requests_per_second > 0 and errors == "0", row
     assert re.search(r"withdrawal / raw driver: \d\.\d\d \(round by round: \d\.\d\d\)", done.stdout)
     assert "sqlite: books ok" in done.stdout
+
+
+@pytest.mark.skipif("postgres" not in os.environ.get("WALLET_TEST_DATABASES", "postgres"),
+                    reason="postgres: not in WALLET_TEST_DATABASES")
+def test_the_server_cpu_count_runs_with_and_without_prepared_statements():
+    """tests/bench/server_cpu.py, whose figures tests/bench/README.md quotes: each setting counted."""
+    done = subprocess.run([sys.executable, "tests/bench/server_cpu.py", "50"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4 and all(re.search(r"wallet +\d+ us, PostgreSQL +\d+ us", line) for line in lines)
+    assert [line.split(" wallet")[0].strip() for line in lines[:2]] == [
+        "prepared (psycopg's default)", "?prepare_threshold=none"]
