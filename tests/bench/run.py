@@ -111,7 +111,7 @@ def hash_lines(path, sessions, count, mode) -> None:
             if mode == "hash-round" and len(opened) > 256:
                 bet = opened.pop(0)
                 update = {**{k: bet[k] for k in ("timestamp", "order_no", "username", "entry_key", "bet_info")},
-                          "request_id": uuid.uuid4().hex, "user_id": str(bet["user_id"]), "round_id": "1",
+                          "request_id": uuid.uuid4().hex, "user_id": str(bet["user_id"]), "round_id": str(bet["round_id"]),
                           "amount": Decimal(1), "currency": "USDT", "status": 1, "prize": Decimal("1.5"),
                           "tax": 0, "bonus": 0, "bet_time": now, "is_win": True}
                 out.write(_line("/api/v2/order/update", update))

@@ -67,7 +67,7 @@ request = function()
               '","txId":"' .. uuid() .. '","amount":"1.00"}')
 end
 
-first_error = ""  -- a global: done() reads it from each thread
+first_error, refusals = "", 0  -- globals: done() reads them from each thread
 local threads = {}
 setup = function(thread) threads[#threads + 1] = thread end
 
@@ -77,18 +77,22 @@ response = function(status, headers, body)
     last_open = last_open + 1
     open_bets[last_open] = booked
   end
-  if status ~= 200 and first_error == "" then
+  -- Hash answers its refusals with HTTP 200 and a code: any code but 0 is an error too
+  local refused = mode == "lines" and not string.match(body or "", '"code":%s*0[,}]')
+  if refused then refusals = refusals + 1 end
+  if (status ~= 200 or refused) and first_error == "" then
     first_error = status .. " " .. string.gsub(string.sub(body or "", 1, 200), '[\\"%c]', "")
   end
 end
 
 done = function(summary, latency, requests)
-  local e, first_error = summary.errors, ""
+  local e, first_error, refused = summary.errors, "", 0
   for _, thread in ipairs(threads) do
     if first_error == "" then first_error = thread:get("first_error") end
+    refused = refused + thread:get("refusals")
   end
   io.write(string.format('BENCH {"requests":%d,"duration_us":%d,"status_errors":%d,"socket_errors":%d,' ..
                          '"p50_us":%d,"p99_us":%d,"first_error":"%s"}\n', summary.requests,
-                         summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+                         summary.duration, e.status + refused, e.connect + e.read + e.write + e.timeout,
                          latency:percentile(50), latency:percentile(99), first_error))
 end
