@@ -107,6 +107,8 @@ def hash_lines(path, sessions, count, mode) -> None:
                      "order_no": order, "username": "bench", "entry_key": "pc28-1", "round_id": i,
                      "currency": "USDT", "amount": Decimal(1), "bet_info": "[]"}
             out.write(_line("/api/v2/order/add", plain))
+            if i == 0:  # wrk builds one request to check the script and never sends it: the first
+                out.write(_line("/api/v2/order/add", plain))  # line, so the first add is there twice
             opened.append(plain)
             if mode == "hash-round" and len(opened) > 256:
                 bet = opened.pop(0)
