@@ -170,8 +170,12 @@ def test_unknown_orders(either):
 
 def test_insufficient_balance_and_wrong_user(hash_api, player, app):
     user_id, token = player
-    assert hash_api.add(token, user_id, order_no(), amount=Decimal("1000.000001")) == {
+    before, short = hash_state(app), order_no()
+    assert hash_api.add(token, user_id, short, amount=Decimal("1000.000001")) == {
         "code": 2002, "msg": "insufficient balance"}
+    assert hash_state(app) == before  # the order booked first is taken back with the call
+    assert hash_api.add(token, user_id, short, amount=1000)["data"]["balance"] == 0  # its order_no is free
+    hash_api.update(user_id, short, 2, amount=1000)  # refunded: the stake back for the rest
     assert hash_api.add(token, int(user_id) + 1, order_no())["code"] == 2001
     assert hash_api.add(token, user_id, order_no(), currency="TRX")["code"] == 2003
     order = order_no()
