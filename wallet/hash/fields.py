@@ -12,7 +12,7 @@ import json
 import logging
 import secrets
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from ..core.money import (HASH_RESULT_ROUNDING, AmountError, TooPrecise, hash_amount_rounded,
@@ -48,9 +48,12 @@ def request_id(plain, endpoint: str, window: timedelta, received: datetime | Non
                      endpoint, request_digest(endpoint, plain))
 
 
+EPOCH = datetime(1970, 1, 1)  # naive UTC
+
+
 def _utc(ms: float) -> datetime:
     """Milliseconds since the epoch as naive UTC, as the database columns hold it."""
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).replace(tzinfo=None)
+    return EPOCH + timedelta(milliseconds=ms)
 
 
 # ---- field readers: each returns the value or raises 1001 naming the field -----------------------

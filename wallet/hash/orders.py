@@ -180,14 +180,18 @@ def request_digest(endpoint: str, plain: dict) -> str:
     JSON type they come in (user_id, round_id: docs/hash.md §4.4, §4.5). A body the wallet would read
     differently still has another digest."""
     read = {name: _as_read(name, value) for name, value in plain.items() if name != "timestamp"}
-    body = json.dumps(read, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
+    body = _DIGEST_JSON.encode(read)
     return hashlib.sha256(f"{endpoint}\n{body}".encode()).hexdigest()
 
 
+# json.dumps(read, sort_keys=True, ...), its encoder built once: the digests stored stay the same
+_DIGEST_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
 READ_AS_TEXT = ("user_id", "round_id")  # a number or a numeric string, read alike
 
 
 def _as_read(name: str, value):
+    if type(value) is str:  # most fields: read as they are (str() and _by_value keep a str)
+        return value
     return str(value) if name in READ_AS_TEXT and not isinstance(value, bool) else _by_value(value)
 
 
