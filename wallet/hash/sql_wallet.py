@@ -32,11 +32,11 @@ PLAYER_EXISTS = select(players.c.id).where(players.c.id == bindparam("player_id"
 ORDER = select(*(hash_orders.c[name] for name in Order._fields)).where(
     hash_orders.c.order_no == bindparam("order_no"))
 ADD_ORDER = insert(hash_orders)
-# The wallet of an order, locked through it (FOR UPDATE OF the wallet, as SESSION_WALLET_LOCKED);
-# the rules read the order again under the lock.
-ORDER_WALLET_LOCKED = (select(wallets).select_from(hash_orders.join(wallets))
-                       .where(hash_orders.c.order_no == bindparam("order_no"))
-                       .with_for_update(of=wallets))
+# The wallet of an order, locked, found through the order in a subquery: a subquery's rows are
+# not locked (on MariaDB a join would lock the order too, before its wallet), so the lock order
+# stays the wallet, then the order. The rules read the order again under the lock.
+ORDER_WALLET_LOCKED = select(wallets).where(wallets.c.id == select(hash_orders.c.wallet_id).where(
+    hash_orders.c.order_no == bindparam("order_no")).scalar_subquery()).with_for_update()
 
 
 def _insert_unless_taken(table, key: list[str]) -> dict:
