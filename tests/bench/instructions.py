@@ -278,7 +278,7 @@ def _report(calls: int, url: str) -> None:
           f" raw / wallet {raw / wallet:.2f}", flush=True)
     if "--components" in sys.argv:
         for target, what in TARGETS.items():
-            if target not in ("wallet", "raw"):
+            if target not in ("wallet", "raw", *CALLS):  # the parts of a withdrawal
                 per_call = count(target, calls, next(urls, "")) / calls
                 taken_out = f" (wallet - this: {(wallet - per_call) / 1000:,.0f} k)" \
                     if target.startswith("wallet-") else ""
