@@ -37,6 +37,8 @@ from Crypto.Util.Padding import pad
 from ..core.money import json_float, json_int
 
 BLOCK = 16
+# json.loads(..., parse_float=json_float, ...), its decoder built once
+_JSON = json.JSONDecoder(parse_float=json_float, parse_int=json_int, parse_constant=Decimal)
 IV_MODES = {"prefix": ("prefix",), "key16": ("key16",), "accept-both": ("prefix", "key16")}
 
 
@@ -92,8 +94,7 @@ def _open(key: bytes, iv: bytes, sealed: bytes):
     plain = AES.new(key, AES.MODE_CBC, iv).decrypt(sealed)
     text, padded = _unpad(plain)
     try:
-        value = json.loads(text.decode("utf-8"), parse_float=json_float, parse_int=json_int,
-                           parse_constant=Decimal)
+        value = _JSON.decode(text.decode("utf-8"))
     except (ValueError, RecursionError):  # not UTF-8 (UnicodeDecodeError is a ValueError), not JSON
         value = None
     return value if whole and padded else None
