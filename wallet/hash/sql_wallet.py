@@ -42,9 +42,11 @@ ORDER_WALLET_LOCKED = select(wallets).where(wallets.c.id == select(hash_orders.c
 def _insert_unless_taken(table, key: list[str]) -> dict:
     """Per dialect, an INSERT that does nothing if `key` is taken (after waiting for a twin in
     flight), its row count (0 or 1, kept by preserve_rowcount) saying which: as YourCasino's
-    CLAIM_BET (wallet/hp100/your_casino.py). MySQL's IGNORE would also pass over a bad value (a
-    warning, no row): the fields are checked before (wallet/hash/fields.py), and the claim then
-    finds no row either, and raises."""
+    CLAIM_BET (wallet/hp100/your_casino.py). MySQL's IGNORE turns other errors into warnings too:
+    a value too long or out of range would be cut to fit and stored, a missing foreign key stores
+    nothing. So every value is checked before (wallet/hash/fields.py: the columns' lengths and 6
+    places; a stake over every balance is refused 2002, which rolls it back), the wallet is locked,
+    and a claim that stored nothing and finds no row raises."""
     return {dialect: statement.execution_options(preserve_rowcount=True) for dialect, statement in {
         "postgresql": postgresql.insert(table).on_conflict_do_nothing(index_elements=key),
         "sqlite": sqlite.insert(table).on_conflict_do_nothing(index_elements=key),
