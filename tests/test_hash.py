@@ -170,8 +170,12 @@ def test_unknown_orders(either):
 
 def test_insufficient_balance_and_wrong_user(hash_api, player, app):
     user_id, token = player
-    assert hash_api.add(token, user_id, order_no(), amount=Decimal("1000.000001")) == {
+    before, short = hash_state(app), order_no()
+    assert hash_api.add(token, user_id, short, amount=Decimal("1000.000001")) == {
         "code": 2002, "msg": "insufficient balance"}
+    assert hash_state(app) == before  # the order booked first is taken back with the call
+    assert hash_api.add(token, user_id, short, amount=1000)["data"]["balance"] == 0  # its order_no is free
+    hash_api.update(user_id, short, 2, amount=1000)  # refunded: the stake back for the rest
     assert hash_api.add(token, int(user_id) + 1, order_no())["code"] == 2001
     assert hash_api.add(token, user_id, order_no(), currency="TRX")["code"] == 2003
     order = order_no()
@@ -368,6 +372,33 @@ def hold_the_wallet(app, user_id):
     conn.execute(sa.select(schema.wallets).where(schema.wallets.c.player_id == int(user_id))
                  .with_for_update()).all()
     return conn
+
+
+def test_an_updates_first_lock_is_its_orders_wallet_not_the_order(app, player):
+    """SqlHashWallet.lock_order_wallet: the wallet row locked, the order row free, so that every
+    call takes the wallet first, then the order (wallet/hash/orders.py, the lock order)."""
+    if app.extensions["engine"].dialect.name == "sqlite":
+        pytest.skip("SQLite has no row locks: a writer holds the whole database")
+    user_id, token = player
+    order = order_no()
+    Hash(app).add(token, user_id, order)
+    engine, wallet = app.extensions["engine"], app.extensions["hash_wallet"]
+    other = sa.create_engine(app.config["DATABASE_URL"])
+    with engine.connect() as holder, other.connect() as conn:
+        holder.begin()
+        assert wallet.lock_order_wallet(holder, order).player_id == int(user_id)
+        assert wallet.lock_order_wallet(holder, "no such order") is None
+        conn.begin()
+        orders_table = hash_schema.hash_orders
+        conn.execute(sa.select(orders_table).where(orders_table.c.order_no == order)
+                     .with_for_update(nowait=True)).one()  # free
+        conn.rollback()
+        with pytest.raises(sa.exc.DBAPIError):
+            conn.execute(sa.select(schema.wallets).where(schema.wallets.c.player_id == int(user_id))
+                         .with_for_update(nowait=True)).all()
+        conn.rollback()
+        holder.rollback()
+    other.dispose()
 
 
 @pytest.fixture

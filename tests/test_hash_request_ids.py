@@ -6,8 +6,10 @@ applied before must be inside the window (order/update: the window plus Hash's 1
 re-sends). Old rows are purged a few at a time inside a call, never waiting for a held row. Times
 are set in the requests' own timestamps and the rows' seen_at: nothing sleeps."""
 import logging
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -194,6 +196,16 @@ def test_a_request_id_used_on_one_endpoint_is_free_on_another(setup):
     assert hash_api.send("order/add", {}, raw=seal(bet))["data"]["balance"] == 990
 
 
+def test_a_new_request_out_of_the_window_leaves_nothing_remembered(setup):
+    """Its request_id is claimed first, then the 1004 rolls the claim back with the call."""
+    hash_api, app, (user_id, token) = setup
+    late = stamped(5.5, **add_fields(token, int(user_id)))
+    assert hash_api.send("order/add", {}, raw=seal(late))["code"] == 1004
+    assert ("order/add", late["request_id"]) not in rows(app)
+    assert hash_api.send("order/add", {}, raw=seal({**late, "timestamp": int(time.time() * 1000)})
+                         )["data"]["balance"] == 990  # the same request in the window: applied
+
+
 def test_a_refused_call_leaves_its_request_id_free(setup):
     """A copy rewritten without the key and refused cannot use up the request_id of Hash's own."""
     hash_api, app, (user_id, token) = setup
@@ -326,3 +338,69 @@ def test_twins_in_flight_apply_once_and_both_answer_0(setup):
     answers = parallel([lambda: Hash(app).send("order/add", {}, raw=bet)] * 4)
     assert [a["code"] for a in answers] == [0] * 4
     assert balance(hash_api, token) == Decimal(990)
+
+
+class HeldBeforeItsMove(SqlHashWallet):
+    """A wallet whose first call stops before moving money, its claims made and its transaction
+    open, until the test lets it go: the call in flight a twin meets."""
+    def __init__(self, engine):
+        super().__init__(engine)
+        self.holding, self.go = threading.Event(), threading.Event()
+
+    def move(self, conn, wallet, amount, op, order_no):
+        if not self.holding.is_set():
+            self.holding.set()
+            assert self.go.wait(30), "the test never let the first call go"
+        return super().move(conn, wallet, amount, op, order_no)
+
+
+def wait_until_a_call_waits_for_a_lock(engine, call, seconds=20):
+    """Poll the database until a transaction waits for a row lock (`call`, the future of the
+    waiting request, must not have been answered meanwhile)."""
+    query = ("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+             if engine.dialect.name == "postgresql"
+             else "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'")
+    give_up = time.monotonic() + seconds
+    with engine.connect() as conn:
+        while not conn.exec_driver_sql(query).scalar():
+            conn.rollback()  # PostgreSQL reads pg_stat_activity once a transaction
+            assert not call.done(), f"the call was answered without waiting: {call.result()}"
+            assert time.monotonic() < give_up, "the call never waited for the lock"
+            time.sleep(0.2)  # InnoDB refreshes innodb_trx only when not read for 100 ms
+
+
+@pytest.mark.parametrize("twin, code, balance_after", [
+    ("the same request", 0, 990),                          # case 1: the retry's answer, one debit
+    ("another body under its request_id", 1005, 990),     # case 2
+    ("the same order under another request_id", 0, 990),  # the order's own retry answer
+    ("a refund of the order", 0, 1000),                    # runs after the add, on its order
+])
+def test_a_twin_waits_for_the_call_in_flight_then_meets_its_rows(database_url, twin, code, balance_after):
+    """The second call waits on the first's claims (its request_id, its wallet), then meets what the
+    first committed, as if it had come after it. PostgreSQL's ON CONFLICT DO NOTHING and MariaDB's
+    INSERT IGNORE wait for the key's twin in flight; SQLite runs one writer at a time."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one write at a time: no call is ever in flight beside another")
+    patient = {"LOCK_TIMEOUT_MS": "20000", "CALL_DEADLINE_MS": "25000"}  # the wait is the subject
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url, **patient})
+    app.extensions["hash_wallet"] = held = HeldBeforeItsMove(app.extensions["engine"])
+    user_id, token = new_player(app, "1000", currency="USDT")
+    order = order_no()
+    bet = stamped(0, **add_fields(token, int(user_id), order))
+    second = {"the same request": bet,
+              "another body under its request_id": {**bet, "amount": 11},
+              "the same order under another request_id": {**bet, "request_id": uuid.uuid4().hex},
+              "a refund of the order": stamped(0, **update_fields(user_id, order, 2))}[twin]
+    path = "order/update" if "status" in second else "order/add"
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(Hash(app).send, "order/add", {}, raw=seal(bet))
+        assert held.holding.wait(30)
+        waiting = pool.submit(Hash(app).send, path, {}, raw=seal(second))
+        try:
+            wait_until_a_call_waits_for_a_lock(app.extensions["engine"], waiting)
+        finally:
+            held.go.set()
+        assert first.result()["data"]["balance"] == 990
+        assert waiting.result()["code"] == code
+    assert balance(Hash(app), token) == balance_after
+    app.extensions["engine"].dispose()

@@ -5,6 +5,7 @@ few percent shows (the wrk figures of tests/bench/run.py move by 5-20 % between 
     python tests/bench/instructions.py [N]                # wallet and raw; needs valgrind (Debian package)
     python tests/bench/instructions.py [N] --components   # and where the wallet's instructions go
     python tests/bench/instructions.py [N] --database postgres   # or mariadb: the client's side
+    python tests/bench/instructions.py [N] --call hash-add,hash-update   # Hash calls instead (withdrawal: the default)
 
 In-process, on SQLite unless told: N withdrawals through each app's WSGI callable, counted after a
 warm-up; the fsync of each commit is a wait, not instructions, so this is the CPU side of a call
@@ -13,6 +14,9 @@ is counted, not the server's work.
 The wallet runs as gunicorn runs it in production: the call-log line formatted and written (to
 /dev/null here) and the metrics in prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR,
 files in a fresh directory); "wallet, metrics in-process" is the single-process mode.
+`--call hash-add` / `--call hash-update` count one Hash order/add, or one order/update settling an
+order added before counting, the same way: the body encrypted beforehand (as the benchmark's
+runner does), opened, read, applied and answered by the app; the raw reference has no Hash call.
 
 `--components` also counts the wallet with one part taken out at a time (the difference is that
 part's cost) and the parts alone: Flask with a view that only parses the JSON body, the pool's
@@ -38,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # name -> what it counts; "wallet" and "raw" are the headline pair.
 TARGETS = {
     "wallet": "the wallet as gunicorn runs it (call-log line, metrics in multiprocess mode)",
+    "hash-add": "one encrypted Hash order/add through the wallet, as gunicorn runs it",
+    "hash-update": "one encrypted Hash order/update (a settle) of an order added before, as gunicorn runs it",
     "raw": "the raw-driver reference (tests/bench/raw_app.py)",
     "wallet-inprocess-metrics": "the wallet, metrics in-process (no PROMETHEUS_MULTIPROC_DIR)",
     "wallet-no-log": "the wallet without the call-log line (logger wallet.calls off)",
@@ -70,18 +76,20 @@ def inner(target: str, calls: int) -> None:
     sys.path.insert(0, str(ROOT))
     tmp = tempfile.mkdtemp()
     url = os.environ.get("INSTRUCTIONS_DATABASE_URL") or f"sqlite:///{tmp}/instructions.db"
-    os.environ.update(DATABASE_URL=url, HP_SECRET="s")
+    os.environ.update(DATABASE_URL=url, HP_SECRET="s", HASH_SECRET=HASH_SECRET)
     if target != "wallet-inprocess-metrics":
         os.makedirs(f"{tmp}/metrics")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = f"{tmp}/metrics"  # read when prometheus_client loads
     from wallet.app import create_app
     from wallet.core import accounts, db
-    wallet = create_app({"WALLET_ENV": "sandbox", "DATABASE_URL": url, "SANDBOX_DEMO": "0", "CONSOLE": "0", "HP_SECRET": "s"})
+    wallet = create_app({"WALLET_ENV": "sandbox", "DATABASE_URL": url, "SANDBOX_DEMO": "0", "CONSOLE": "0",
+                         "HP_SECRET": "s", "HASH_SECRET": HASH_SECRET, "HASH_TIMESTAMP_WINDOW_MS": "3600000"})
     logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # the log line is counted, not shown
     engine = wallet.extensions["engine"]
     db.init_schema(engine, wallet.extensions["wallet.ddl"])
-    session = db.transaction(engine, lambda conn: accounts.create_session(
-        conn, accounts.create_player(conn, "p", "USD", Decimal(10**9))))
+    player = db.transaction(engine, lambda conn: accounts.create_player(conn, "p", "USD", Decimal(10**9)))
+    session = db.transaction(engine, lambda conn: (accounts.open_wallet(conn, player, "USDT", Decimal(10**9)),
+                                                   accounts.create_session(conn, player))[1])
     app = wallet
     if target == "raw":
         from tests.bench import raw_app
@@ -108,6 +116,7 @@ def inner(target: str, calls: int) -> None:
     def start_response(status, headers, exc_info=None):
         if not status.startswith("200"):
             raise RuntimeError(status)
+        return lambda data: None
 
     if target in ("casino", "testcasino"):
         casino = wallet.extensions["casino"]
@@ -121,6 +130,13 @@ def inner(target: str, calls: int) -> None:
         one = lambda i: db.transaction(engine, lambda conn: None)  # noqa: E731
     elif target in ("execute", "cursor"):
         one = _one_select(engine, target, calls)
+    elif target in ("hash-add", "hash-update"):
+        adds, updates = _hash_requests(player, session, 50 + calls)
+        if target == "hash-update":
+            for environ in adds:  # the orders to settle, added before counting
+                _hash_success(b"".join(app(environ, start_response)))
+        environs = updates if target == "hash-update" else adds
+        one = lambda i: _hash_success(b"".join(app(environs[i], start_response)))  # noqa: E731
     else:
         environs = [withdrawal_request() for _ in range(50 + calls)]
         one = lambda i: b"".join(app(environs[i], start_response))  # noqa: E731
@@ -131,6 +147,45 @@ def inner(target: str, calls: int) -> None:
     for i in range(50, 50 + calls):
         one(i)
     subprocess.run([*control, "off", str(os.getpid())], check=True, capture_output=True)
+
+
+HASH_SECRET = "bench-hash-secret-0123456789abcd"  # 32 bytes: the AES-256 key
+
+
+def _hash_requests(player: int, token: str, count: int) -> tuple[list, list]:
+    """`count` encrypted order/add environs and, for the same orders, the order/update settling each."""
+    import time
+    from wallet.hash.envelope import encrypt
+    from wallet.hash.fields import dumps
+    now = int(time.time() * 1000)
+
+    def environ(path: str, plain: dict) -> dict:
+        body = json.dumps({"x": encrypt(dumps(plain).encode(), HASH_SECRET)}).encode()
+        return {"REQUEST_METHOD": "POST", "PATH_INFO": path, "SERVER_NAME": "bench",
+                "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+                "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
+                "CONTENT_TYPE": "application/json", "HTTP_MERCHANT_ID": "1001",
+                "REMOTE_ADDR": "127.0.0.1", "wsgi.errors": sys.stderr}
+    adds, updates = [], []
+    for i in range(count):  # the bodies of tests/bench/run.py's hash_lines
+        order = uuid.uuid4().hex
+        bet = {"timestamp": now, "request_id": order, "token": token, "user_id": player,
+               "order_no": order, "username": "bench", "entry_key": "pc28-1", "round_id": i,
+               "currency": "USDT", "amount": Decimal(1), "bet_info": "[]"}
+        adds.append(environ("/api/v2/order/add", bet))
+        updates.append(environ("/api/v2/order/update", {
+            **{k: bet[k] for k in ("timestamp", "order_no", "username", "entry_key", "bet_info", "round_id")},
+            "request_id": uuid.uuid4().hex, "user_id": str(player), "amount": Decimal(1),
+            "currency": "USDT", "status": 1, "prize": Decimal("1.5"), "tax": 0, "bonus": 0,
+            "bet_time": now, "is_win": True}))
+    return adds, updates
+
+
+def _hash_success(body: bytes) -> bytes:
+    """A Hash answer is HTTP 200 whatever it says: only code 0 counts."""
+    if json.loads(body)["code"] != 0:
+        raise RuntimeError(body)
+    return body
 
 
 def _without(wsgi_app, class_name: str):
@@ -173,6 +228,9 @@ def _one_select(engine, target: str, calls: int):
     return one
 
 
+CALLS = ("withdrawal", "hash-add", "hash-update")  # --call: what the headline counts
+
+
 def main():
     if sys.argv[1:2] == ["--inner"]:
         return inner(sys.argv[2], int(sys.argv[3]))
@@ -181,8 +239,17 @@ def main():
     numbers = [a for a in sys.argv[1:] if a.isdigit()]
     calls = int(numbers[0]) if numbers else 200
     database = sys.argv[sys.argv.index("--database") + 1] if "--database" in sys.argv else "sqlite"
+    chosen = sys.argv[sys.argv.index("--call") + 1] if "--call" in sys.argv else "withdrawal"
+    unknown = set(chosen.split(",")) - set(CALLS)
+    if unknown:
+        sys.exit(f"--call: {', '.join(sorted(unknown))}? One or more of {', '.join(CALLS)}, comma-separated")
     with _database(database) as url:
-        _report(calls, url)
+        for number, call in enumerate(chosen.split(",")):
+            if call == "withdrawal":
+                _report(calls, url)
+            else:  # a Hash call: the wallet's only, the raw reference has none
+                per_call = count(call, calls, url.format(len(TARGETS) + number)) / calls
+                print(f"instructions per {call}: wallet {per_call / 1000:,.0f} k", flush=True)
 
 
 @contextlib.contextmanager
@@ -197,7 +264,7 @@ def _database(kind: str):
     if server is None:
         sys.exit(reason)
     try:
-        for number in range(len(TARGETS)):
+        for number in range(len(TARGETS) + len(CALLS)):
             server.admin(f"CREATE DATABASE instructions{number}")
         yield server.url("instructions{}")
     finally:
@@ -211,7 +278,7 @@ def _report(calls: int, url: str) -> None:
           f" raw / wallet {raw / wallet:.2f}", flush=True)
     if "--components" in sys.argv:
         for target, what in TARGETS.items():
-            if target not in ("wallet", "raw"):
+            if target not in ("wallet", "raw", *CALLS):  # the parts of a withdrawal
                 per_call = count(target, calls, next(urls, "")) / calls
                 taken_out = f" (wallet - this: {(wallet - per_call) / 1000:,.0f} k)" \
                     if target.startswith("wallet-") else ""

@@ -10,10 +10,9 @@ wallet/core/money.py, wallet/core/text.py): a port on any web framework reads it
 """
 import json
 import logging
-import re
 import secrets
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from ..core.money import (HASH_RESULT_ROUNDING, AmountError, TooPrecise, hash_amount_rounded,
@@ -49,9 +48,12 @@ def request_id(plain, endpoint: str, window: timedelta, received: datetime | Non
                      endpoint, request_digest(endpoint, plain))
 
 
+EPOCH = datetime(1970, 1, 1)  # naive UTC
+
+
 def _utc(ms: float) -> datetime:
     """Milliseconds since the epoch as naive UTC, as the database columns hold it."""
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).replace(tzinfo=None)
+    return EPOCH + timedelta(milliseconds=ms)
 
 
 # ---- field readers: each returns the value or raises 1001 naming the field -----------------------
@@ -157,8 +159,10 @@ def dumps(value) -> str:
     tag = secrets.token_hex(8)  # a fresh marker: no string from a request can forge it
 
     def number(obj):
-        if isinstance(obj, Decimal):
-            return f"{tag}{obj:f}{tag}"
-        raise TypeError(f"not JSON: {type(obj).__name__}")
-    return re.sub(f'"{tag}(-?[0-9.]+){tag}"', r"\1",
-                  json.dumps(value, default=number, separators=(",", ":")))
+        if isinstance(obj, Decimal) and obj.is_finite():
+            return f"{tag}{obj:f}{tag}"  # digits, a point, a sign: nothing JSON escapes
+        raise TypeError(f"not JSON: {obj!r}")
+    # the marked strings' quotes and markers taken away: plain replaces, where a pattern made of
+    # the fresh tag was compiled anew on every answer
+    return json.dumps(value, default=number, separators=(",", ":")).replace(
+        f'"{tag}', "").replace(f'{tag}"', "")

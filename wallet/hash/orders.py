@@ -16,7 +16,11 @@ The rules, as a call meets them (each is ours unless a section is named):
   remembers each request it APPLIED (answered 0, or committed and then answered 5000), keyed by
   (endpoint, request_id), with a digest of the endpoint and the decrypted body as the wallet reads
   it (request_digest: numbers by value, user_id and round_id as text, the timestamp left out, so a
-  re-encrypted, re-stamped or re-encoded re-send is the same request). The check order:
+  re-encrypted, re-stamped or re-encoded re-send is the same request). The request is claimed
+  first, by inserting its memory row unless (endpoint, request_id) is taken (claim_request), in
+  the call's transaction: only a call that succeeds is remembered (a refusal, a 5000 before COMMIT
+  leave the request_id free), and a twin in flight waits on the key for the first, then meets
+  case 1 or 2. The check order:
   1. the same endpoint and request_id applied before, same digest: Hash's retry of a request whose
      answer it did not get. Answered as the retry it is: success with the order's current state,
      nothing moved, whatever the request's timestamp (a byte-identical re-send keeps the first
@@ -24,13 +28,13 @@ The rules, as a call meets them (each is ours unless a section is named):
   2. the same, another digest: 1005, an ERROR log line and the alarm metric. Hash never sends two
      bodies under one request_id; a copy rewritten without the key (the envelope has no MAC,
      wallet/hash/envelope.py) does.
-  3. else the timestamp must be in the window (1004): HASH_TIMESTAMP_WINDOW_MS either way, and for
-     order/update up to RETRY_SPAN more in the past, since Hash re-sends an update for 10 minutes
-     (§6.3) and may re-send the very first body: an update first sent 9 minutes ago and never
-     applied is applied.
-  4. the call runs; the memory row is inserted first in its transaction, so only a call that
-     succeeds is remembered (a refusal, a 5000 before COMMIT leave the request_id free) and a twin
-     in flight waits for it, then meets case 1 or 2.
+  3. else (claimed now, or remembered too long ago to be a re-send) the timestamp must be in the
+     window (1004, which rolls the claim back: nothing is remembered): HASH_TIMESTAMP_WINDOW_MS
+     either way, and for order/update up to RETRY_SPAN more in the past, since Hash re-sends an
+     update for 10 minutes (§6.3) and may re-send the very first body: an update first sent 9
+     minutes ago and never applied is applied. A row remembered too long ago is replaced by this
+     request's.
+  4. the call runs.
   A request to one endpoint never uses up another's request_id. Rows are kept for the window plus
   RETRY_SPAN (RequestId.remembered_since) after the later of our clock and the request's timestamp, so
   no re-send that could still pass step 3 finds its row gone; each PURGE_EVERY-th call of a process
@@ -176,14 +180,18 @@ def request_digest(endpoint: str, plain: dict) -> str:
     JSON type they come in (user_id, round_id: docs/hash.md §4.4, §4.5). A body the wallet would read
     differently still has another digest."""
     read = {name: _as_read(name, value) for name, value in plain.items() if name != "timestamp"}
-    body = json.dumps(read, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
+    body = _DIGEST_JSON.encode(read)
     return hashlib.sha256(f"{endpoint}\n{body}".encode()).hexdigest()
 
 
+# json.dumps(read, sort_keys=True, ...), its encoder built once: the digests stored stay the same
+_DIGEST_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
 READ_AS_TEXT = ("user_id", "round_id")  # a number or a numeric string, read alike
 
 
 def _as_read(name: str, value):
+    if type(value) is str:  # most fields: read as they are (str() and _by_value keep a str)
+        return value
     return str(value) if name in READ_AS_TEXT and not isinstance(value, bool) else _by_value(value)
 
 
@@ -280,6 +288,35 @@ class HashWallet(ABC):
         """Insert it under the unique key (endpoint, request_id): a twin in flight waits for us, then
         loses the race."""
 
+    # ---- primitives with a default built from those above: override each with one statement ---
+    def claim_request(self, store, request: RequestId) -> AppliedRequest | None:
+        """Remember `request` unless its (endpoint, request_id) is taken: None if it is remembered
+        now, else the request applied under that key. A twin in flight holds the key until its
+        transaction ends: wait for it, then return its row (or claim the key if it rolled back).
+        Here applied_request then remember_request (a twin fails on the key and atomically runs
+        it again); SqlHashWallet inserts unless the key is taken, one statement."""
+        applied = self.applied_request(store, request.endpoint, request.value)
+        if applied is None:
+            self.remember_request(store, request)
+        return applied
+
+    def claim_order(self, store, order: Order) -> Order | None:
+        """Book `order` unless its order_no is taken: None if booked, else the order already there.
+        Its wallet is locked. Here find_order then insert_order; SqlHashWallet inserts unless the
+        key is taken, one statement."""
+        found = self.find_order(store, order.order_no)
+        if found is None:
+            self.insert_order(store, order)
+        return found
+
+    def lock_order_wallet(self, store, order_no: str) -> Wallet | None:
+        """The wallet of the stored order `order_no`, locked as by lock_wallet; None if there is no
+        such order (nothing locked). The rules read the order again under the lock. Here
+        find_order then lock_wallet; SqlHashWallet locks the wallet through the order, one
+        statement."""
+        order = self.find_order(store, order_no)
+        return None if order is None else self.lock_wallet(store, order.wallet_id)
+
     @abstractmethod
     def forget_request(self, store, endpoint: str, request_id: str) -> None:
         """Forget that one request (it is past the window and may be applied again)."""
@@ -320,7 +357,9 @@ class HashWallet(ABC):
                 raise self._refusal(store, token, user_id)
             session, wallet = found
             _may_play(session, user_id, betting=True)
-            order = self.find_order(store, order_no)
+            # the order second, booked unless taken; a refusal below takes the booking back
+            order = self.claim_order(store, Order(order_no, wallet.id, amount, PENDING, True, None,
+                                                  None, None, None, entry_key, round_id, bet_info))
             if order is not None:
                 if holds_stake(order) and order.wallet_id == wallet.id and order.amount == amount:
                     return _answer(order_no, wallet.balance, currency)  # a retried add: no second debit
@@ -328,8 +367,6 @@ class HashWallet(ABC):
             if wallet.balance < amount:
                 raise HashError(2002)
             balance = self._move(store, wallet, -amount, "order_add", order_no)
-            self.insert_order(store, Order(order_no, wallet.id, amount, PENDING, True, None, None,
-                                           None, None, entry_key, round_id, bet_info))
             return _answer(order_no, balance, currency)
         return self._run(work, request_id)
 
@@ -343,10 +380,10 @@ class HashWallet(ABC):
         def work(store):
             if self._recall(store, request_id):
                 return self._current_state(store, order_no, currency)
-            known = self.find_order(store, order_no)
-            wallet_id = known.wallet_id if known else self._wallet(store, user_id, currency).id
-            wallet = self.lock_wallet(store, wallet_id)
-            order = self.find_order(store, order_no)  # again, under the lock: a racing call may have changed it
+            wallet = self.lock_order_wallet(store, order_no)  # the stored order's wallet, or the user's
+            if wallet is None:
+                wallet = self.lock_wallet(store, self._wallet(store, user_id, currency).id)
+            order = self.find_order(store, order_no)  # under the lock: a racing call may have changed it
             if order is None:
                 if status not in (FAILED, CANCELLED):
                     raise HashError(3002)
@@ -393,12 +430,13 @@ class HashWallet(ABC):
         return self.atomically(purge_then_work)
 
     def _recall(self, store, request: RequestId | None) -> bool:
-        """True if this very request was applied before (answer it as a retry); 1005 if another
-        body was applied under its request_id; 1004 if its timestamp is out of the window; else
-        claim it in this transaction and return False. None: a call of our own (hash-reconcile)."""
+        """Claim the request in this transaction, then: True if this very request was applied
+        before (answer it as a retry); 1005 if another body was applied under its request_id; 1004
+        if its timestamp is out of the window (the claim is rolled back with the call); else False.
+        None: a call of our own (hash-reconcile)."""
         if request is None:
             return False
-        applied = self.applied_request(store, request.endpoint, request.value)
+        applied = self.claim_request(store, request)
         if applied is not None and applied.seen_at >= request.remembered_since:
             if applied.digest == request.digest:
                 return True
@@ -410,7 +448,7 @@ class HashWallet(ABC):
             raise HashError(1004)
         if applied is not None:  # remembered too long ago to be re-sent, not purged yet: a new request now
             self.forget_request(store, request.endpoint, request.value)
-        self.remember_request(store, request)
+            self.remember_request(store, request)
         return False
 
     def _current_state(self, store, order_no: str, currency: str, *, adding=False) -> dict:

@@ -6,6 +6,7 @@ project's tables, it is a model for the primitives you write against your own, n
 (docs/porting.md, "What to take").
 """
 from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..core import db, ledger
 from ..core.schema import players, sessions, utcnow, wallets
@@ -31,6 +32,30 @@ PLAYER_EXISTS = select(players.c.id).where(players.c.id == bindparam("player_id"
 ORDER = select(*(hash_orders.c[name] for name in Order._fields)).where(
     hash_orders.c.order_no == bindparam("order_no"))
 ADD_ORDER = insert(hash_orders)
+# The wallet of an order, locked, found through the order in a subquery: a subquery's rows are
+# not locked (on MariaDB a join would lock the order too, before its wallet), so the lock order
+# stays the wallet, then the order. The rules read the order again under the lock.
+ORDER_WALLET_LOCKED = select(wallets).where(wallets.c.id == select(hash_orders.c.wallet_id).where(
+    hash_orders.c.order_no == bindparam("order_no")).scalar_subquery()).with_for_update()
+
+
+def _insert_unless_taken(table, key: list[str]) -> dict:
+    """Per dialect, an INSERT that does nothing if `key` is taken (after waiting for a twin in
+    flight), its row count (0 or 1, kept by preserve_rowcount) saying which: as YourCasino's
+    CLAIM_BET (wallet/hp100/your_casino.py). MySQL's IGNORE turns other errors into warnings too:
+    a value too long or out of range would be cut to fit and stored, a missing foreign key stores
+    nothing. So every value is checked before (wallet/hash/fields.py: the columns' lengths and 6
+    places; a stake over every balance is refused 2002, which rolls it back), the wallet is locked,
+    and a claim that stored nothing and finds no row raises."""
+    return {dialect: statement.execution_options(preserve_rowcount=True) for dialect, statement in {
+        "postgresql": postgresql.insert(table).on_conflict_do_nothing(index_elements=key),
+        "sqlite": sqlite.insert(table).on_conflict_do_nothing(index_elements=key),
+        "mysql": insert(table).prefix_with("IGNORE"),
+        "mariadb": insert(table).prefix_with("IGNORE"),
+    }.items()}
+
+
+CLAIM_ORDER = _insert_unless_taken(hash_orders, ["order_no"])
 CLOSE_ORDER = (
     update(hash_orders).where(hash_orders.c.order_no == bindparam("order")).values(
         status=bindparam("new_status"), payout=bindparam("credited"), prize=bindparam("new_prize"),
@@ -40,6 +65,7 @@ _REQUEST = and_(hash_applied_requests.c.endpoint == bindparam("endpoint"),
                 hash_applied_requests.c.request_id == bindparam("id"))
 APPLIED_REQUEST = select(hash_applied_requests.c.digest, hash_applied_requests.c.seen_at).where(_REQUEST)
 ADD_REQUEST = insert(hash_applied_requests)
+CLAIM_REQUEST = _insert_unless_taken(hash_applied_requests, ["endpoint", "request_id"])
 FORGET_ONE = delete(hash_applied_requests).where(_REQUEST)
 # The purge's rows: the oldest, at most `limit`, none that another transaction holds (SKIP LOCKED on
 # PostgreSQL and MariaDB; SQLite's writer holds the whole database already), so it never waits.
@@ -52,6 +78,8 @@ class SqlHashWallet(HashWallet):
     def __init__(self, engine, **rules):
         super().__init__(**rules)
         self.engine = engine
+        self._claim_order = CLAIM_ORDER[engine.dialect.name]
+        self._claim_request = CLAIM_REQUEST[engine.dialect.name]
 
     def atomically(self, work, write=True):
         return db.transaction(self.engine, work, write=write)
@@ -85,6 +113,19 @@ class SqlHashWallet(HashWallet):
         now = utcnow()
         conn.execute(ADD_ORDER, {**order._asdict(), "created_at": now, "updated_at": now})
 
+    def claim_order(self, conn, order):
+        now = utcnow()
+        if conn.execute(self._claim_order, {**order._asdict(), "created_at": now, "updated_at": now}).rowcount:
+            return None  # booked: the one statement of the usual case
+        found = self.find_order(conn, order.order_no)  # a repeat: the order there decides the answer
+        if found is None:
+            raise RuntimeError(f"order_no {order.order_no} neither booked nor found")  # MySQL IGNORE
+        return found
+
+    def lock_order_wallet(self, conn, order_no):
+        row = conn.execute(ORDER_WALLET_LOCKED, {"order_no": order_no}).first()
+        return None if row is None else _wallet(row)
+
     def close_order(self, conn, order_no, status, payout, prize, tax, bonus, bet_info):
         conn.execute(CLOSE_ORDER, {"order": order_no, "new_status": status, "credited": payout,
                                    "new_prize": prize, "new_tax": tax, "new_bonus": bonus,
@@ -98,8 +139,15 @@ class SqlHashWallet(HashWallet):
         return None if row is None else AppliedRequest(row.digest, row.seen_at)
 
     def remember_request(self, conn, request):
-        conn.execute(ADD_REQUEST, {"endpoint": request.endpoint, "request_id": request.value,
-                                   "digest": request.digest, "seen_at": request.seen_at})
+        conn.execute(ADD_REQUEST, _request_row(request))
+
+    def claim_request(self, conn, request):
+        if conn.execute(self._claim_request, _request_row(request)).rowcount:
+            return None  # remembered: the one statement of the usual case
+        applied = self.applied_request(conn, request.endpoint, request.value)  # READ COMMITTED: the twin's row
+        if applied is None:
+            raise RuntimeError(f"request_id {request.value!r} neither remembered nor found")  # MySQL IGNORE
+        return applied
 
     def forget_request(self, conn, endpoint, request_id):
         conn.execute(FORGET_ONE, {"endpoint": endpoint, "id": request_id})
@@ -110,6 +158,11 @@ class SqlHashWallet(HashWallet):
         if keys:  # by primary key, one by one: a row-value IN scans (and waits) on MariaDB
             conn.execute(FORGET_ONE, keys)
         return len(keys)
+
+def _request_row(request) -> dict:
+    return {"endpoint": request.endpoint, "request_id": request.value, "digest": request.digest,
+            "seen_at": request.seen_at}
+
 
 def _session(row) -> Session:
     return Session(row.player_id, row.name, row.status, row.expires_at, row.closed_at is not None)
