@@ -3,14 +3,12 @@ implementation independent of ours) in both IV forms and both directions, one IV
 unless accept-both, and one error for every envelope that does not open."""
 import base64
 import json
-import os
 import subprocess
 from decimal import Decimal
 
 import pytest
 from Crypto.Cipher import AES
 
-from wallet.hash import envelope
 from wallet.hash.envelope import EnvelopeError, decrypt, encrypt
 
 SECRET = "0123456789abcdef0123456789abcdef"
@@ -102,11 +100,3 @@ def test_what_does_not_open_is_refused_with_one_message(x, mode):
 
 def test_a_right_padding_opens():  # the bad-padding cases above fail on their padding alone
     assert decrypt(sealed_blocks(b'{"a": 1}' + bytes([8]) * 8), SECRET, "key16") == {"a": 1}
-
-
-def test_the_cbc_decryption_is_the_librarys():
-    """envelope._cbc_decrypt (one block cipher per key, the chaining by XOR) gives the bytes
-    pycryptodome's CBC mode gives, for every length and key."""
-    for blocks in (1, 2, 7, 64):
-        key, iv, sealed = os.urandom(32), os.urandom(16), os.urandom(16 * blocks)
-        assert envelope._cbc_decrypt(key, iv, sealed) == AES.new(key, AES.MODE_CBC, iv).decrypt(sealed)

@@ -26,7 +26,6 @@ is decrypted, its padding checked without an early return, and its text parsed, 
 """
 import base64
 import binascii
-import functools
 import hmac
 import json
 import os
@@ -92,27 +91,13 @@ def _open(key: bytes, iv: bytes, sealed: bytes):
     whole = len(iv) == BLOCK and len(sealed) >= BLOCK and len(sealed) % BLOCK == 0
     if not whole:
         iv, sealed = bytes(BLOCK), bytes(BLOCK * max(1, len(sealed) // BLOCK))
-    plain = _cbc_decrypt(key, iv, sealed)
+    plain = AES.new(key, AES.MODE_CBC, iv).decrypt(sealed)
     text, padded = _unpad(plain)
     try:
         value = _JSON.decode(text.decode("utf-8"))
     except (ValueError, RecursionError):  # not UTF-8 (UnicodeDecodeError is a ValueError), not JSON
         value = None
     return value if whole and padded else None
-
-
-def _cbc_decrypt(key: bytes, iv: bytes, sealed: bytes) -> bytes:
-    """AES-CBC decryption: plaintext block i = decrypt(ciphertext block i) XOR ciphertext block i-1
-    (the IV before the first), every block at once. The same bytes as AES.new(key, MODE_CBC,
-    iv).decrypt(sealed), without building a cipher for each request (more work than the decryption)."""
-    decrypted = _block_cipher(key).decrypt(sealed)
-    return (int.from_bytes(decrypted) ^ int.from_bytes(iv + sealed[:-BLOCK])).to_bytes(len(sealed))
-
-
-@functools.lru_cache(maxsize=4)
-def _block_cipher(key: bytes):
-    """AES on independent blocks (ECB) under `key`: stateless, so one serves every request."""
-    return AES.new(key, AES.MODE_ECB)
 
 
 def _unpad(plain: bytes) -> tuple[bytes, bool]:
