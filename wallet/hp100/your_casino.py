@@ -32,9 +32,10 @@ BET = (select(hp_transactions.c.tx_id, hp_transactions.c.kind, hp_transactions.c
        .where(hp_transactions.c.tx_id == bindparam("tx_id")))
 ADD_BET = insert(hp_transactions)
 # The txId claimed by its INSERT, or nothing if it is taken: each dialect's insert-or-nothing,
-# whose row count (0 or 1, kept by preserve_rowcount) says which. MySQL's IGNORE would also pass
-# over a bad value or a missing wallet (a warning, no row): the values are checked before
-# (blueprint.py), and `claim_bet` then finds no bet either, and raises.
+# whose row count (0 or 1, kept by preserve_rowcount) says which. MySQL's IGNORE turns other errors
+# into warnings too: a value too long or out of range would be cut to fit and stored, a missing
+# wallet stores nothing. So the values are checked before (fields.py: the txId's form, 2 places;
+# the session is the one just locked), and a claim that stored nothing and finds no bet raises.
 CLAIM_BET = {dialect: statement.execution_options(preserve_rowcount=True) for dialect, statement in {
     "postgresql": postgresql.insert(hp_transactions).on_conflict_do_nothing(index_elements=["tx_id"]),
     "sqlite": sqlite.insert(hp_transactions).on_conflict_do_nothing(index_elements=["tx_id"]),
