@@ -198,15 +198,15 @@ class Casino(ABC):
         key = tx_id.lower()
         def work(store):
             wallet = self._session(store, session_id, user_id, lock=True).wallet
-            bet = self.find_bet(store, key)
+            # the txId's key second, as the withdrawal's; an error below takes the claim back
+            bet = self.claim_bet(store, Bet(key, BONUS_WIN, wallet.id, session_id, amount, SETTLED,
+                                            promo_id))
             if bet is not None and bet.kind == EARLY_ROLLBACK:  # ours: 607 would say "already paid"
                 raise CasinoError(608, "txId was rolled back before this bonusWin arrived")
             if bet is not None:
                 raise CasinoError(607)
             _check_room(wallet, amount)
             balance = self.move(store, wallet, amount, BONUS_WIN, key)
-            self.add_bet(store, Bet(key, BONUS_WIN, wallet.id, session_id, amount, SETTLED,
-                                    promo_id))
             return {**_answer(wallet, balance), "sessionId": session_id}
         return self.atomically(work)
 
