@@ -106,7 +106,7 @@ def make_engine(url: str, limits: Limits = Limits()):
 
 
 # psycopg prepares a statement on the server after its 5th run on a connection, so the server
-# parses and plans it once, not on every call (about 380 us of its CPU a withdrawal, tests/bench/README.md).
+# parses and plans it once, not on every call (about 400 us of its CPU a withdrawal, tests/bench/README.md).
 # Behind PgBouncer's transaction pooling before 1.21 (or with max_prepared_statements = 0) the next
 # run may land on a server connection where it does not exist: there DATABASE_URL says
 # `?prepare_threshold=none` (docs/scaling.md, PgBouncer), psycopg's own setting, which libpq's
