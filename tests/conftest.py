@@ -242,6 +242,25 @@ def serving(name, process, log, base, check_log):
         check_log(output)
 
 
+def wait_until_a_call_waits_for_a_lock(database_url, call, seconds=20):
+    """PostgreSQL and MariaDB report a transaction that waits for a row lock; poll until one does
+    (`call`, the future of the waiting request, must not have been answered meanwhile)."""
+    engine = sa.create_engine(database_url)
+    query = ("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+             if engine.dialect.name == "postgresql"
+             else "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'")
+    give_up = time.monotonic() + seconds
+    with engine.connect() as conn:
+        while not conn.exec_driver_sql(query).scalar():
+            conn.rollback()  # PostgreSQL reads pg_stat_activity once a transaction
+            assert not call.done(), f"the call was answered without waiting: {call.result()}"
+            assert time.monotonic() < give_up, "the call never waited for the lock"
+            # InnoDB refreshes innodb_trx only when it has not been read for 100 ms: a faster
+            # poll would read its first snapshot for ever.
+            time.sleep(0.2)
+    engine.dispose()
+
+
 def parallel(calls, workers=None):
     """Run the calls at once in threads; their results in order."""
     with ThreadPoolExecutor(workers or len(calls)) as pool:

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 from conftest import (HASH_SECRET, HP_SECRET, MERCHANT_ID, audit, gunicorn, ledger_rows, new_player,
-                      parallel, post_json, tx, wallet_on_a_server_of_its_own)
+                      parallel, post_json, tx, wait_until_a_call_waits_for_a_lock,
+                      wallet_on_a_server_of_its_own)
 
 from wallet.app import create_app
 from wallet.core import db, schema
@@ -43,24 +44,6 @@ def release(conn):
     if queue:
         queue.close()
     conn.close()
-
-
-def wait_until_a_call_waits_for_a_lock(database_url, call, seconds=20):
-    """PostgreSQL and MariaDB report a transaction that waits for a row lock; poll until one does
-    (`call`, the future of the waiting request, must not have been answered meanwhile)."""
-    engine = sa.create_engine(database_url)
-    query = ("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-             if engine.dialect.name == "postgresql"
-             else "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'")
-    give_up = time.monotonic() + seconds
-    with engine.connect() as conn:
-        while not conn.exec_driver_sql(query).scalar():
-            assert not call.done(), f"the call was answered without waiting: {call.result()}"
-            assert time.monotonic() < give_up, "the call never waited for the lock"
-            # InnoDB refreshes innodb_trx only when it has not been read for 100 ms: a faster
-            # poll would read its first snapshot for ever.
-            time.sleep(0.2)
-    engine.dispose()
 
 
 def test_a_rollback_that_overtakes_its_withdrawal_leaves_no_stake_held(app, database_url):

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from conftest import TEST_CONFIG, new_player
+from conftest import TEST_CONFIG, new_player, wait_until_a_call_waits_for_a_lock
 from test_hash import (BET_INFO, Hash, add_fields, hash_state, order_no, player_app,  # noqa: F401
                        seal)
 
@@ -354,21 +354,6 @@ class HeldBeforeItsMove(SqlHashWallet):
         return super().move(conn, wallet, amount, op, order_no)
 
 
-def wait_until_a_call_waits_for_a_lock(engine, call, seconds=20):
-    """Poll the database until a transaction waits for a row lock (`call`, the future of the
-    waiting request, must not have been answered meanwhile)."""
-    query = ("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-             if engine.dialect.name == "postgresql"
-             else "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'")
-    give_up = time.monotonic() + seconds
-    with engine.connect() as conn:
-        while not conn.exec_driver_sql(query).scalar():
-            conn.rollback()  # PostgreSQL reads pg_stat_activity once a transaction
-            assert not call.done(), f"the call was answered without waiting: {call.result()}"
-            assert time.monotonic() < give_up, "the call never waited for the lock"
-            time.sleep(0.2)  # InnoDB refreshes innodb_trx only when not read for 100 ms
-
-
 @pytest.mark.parametrize("twin, code, balance_after", [
     ("the same request", 0, 990),                          # case 1: the retry's answer, one debit
     ("another body under its request_id", 1005, 990),     # case 2
@@ -397,7 +382,7 @@ def test_a_twin_waits_for_the_call_in_flight_then_meets_its_rows(database_url, t
         assert held.holding.wait(30)
         waiting = pool.submit(Hash(app).send, path, {}, raw=seal(second))
         try:
-            wait_until_a_call_waits_for_a_lock(app.extensions["engine"], waiting)
+            wait_until_a_call_waits_for_a_lock(database_url, waiting)
         finally:
             held.go.set()
         assert first.result()["data"]["balance"] == 990
