@@ -17,6 +17,9 @@ from test_conformance import kit
 from examples.port_fastapi import storage
 from wallet.core import db
 from wallet.hash.orders import CANCELLED, SUCCESS, HashError
+from wallet.hp100.casino import CasinoError
+
+TX = "0b7a4a4e-2a5c-4f57-9a53-6f7c1d2e3f40"
 
 # The casino's own tables, as they were before the port (storage.py's docstring).
 EXISTING = [
@@ -133,3 +136,23 @@ def test_its_own_schema_refuses_a_second_booking_of_one_operation(engine):
             refund_again(conn)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT balance_cents FROM accounts WHERE id = 7")).scalar() == 100000
+
+
+def test_a_credit_past_the_cents_column_is_each_providers_refusal_and_writes_nothing(engine):
+    """BIGINT cents hold less than the rules' balance limit (1e18): `storage.move` refuses a credit
+    past them (OverLimit), which each provider answers in its own words: 100HP 400, Hash 1001."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE accounts SET balance_cents = {2**63 - 100} WHERE id = 8")
+    hp, merchant = storage.PortCasino(engine), storage.PortHashWallet(engine)
+    hp.withdrawal("bob-token", TX, Decimal(1))
+    with pytest.raises(CasinoError) as refused:
+        hp.deposit(TX, Decimal(200))
+    assert (refused.value.err_code, refused.value.data) == (400, storage.LIMIT)
+    order = {"user_id": 8, "order_no": "H3", "currency": "USDT", "amount": Decimal(1),
+             "entry_key": "pc28", "round_id": "1", "bet_info": "[]"}
+    merchant.order_add(token="bob-token", **order)
+    with pytest.raises(HashError) as refused:
+        merchant.order_update(**order, status=SUCCESS, prize=Decimal(200), tax=Decimal(0), bonus=Decimal(0))
+    assert refused.value.code == 1001 and storage.LIMIT in refused.value.msg
+    with engine.connect() as conn:  # the two debits only
+        assert conn.execute(sa.text("SELECT balance_cents FROM accounts WHERE id = 8")).scalar() == 2**63 - 300

@@ -31,6 +31,10 @@ MICROS = 1_000_000                 # Hash's 6 places
 CENT = 10_000                      # micros in a cent
 LIMIT = "amount would take the balance over the wallet's limit"
 
+
+class OverLimit(ValueError):
+    """`move` would take a balance past what the columns hold: each provider's refusal (LIMIT)."""
+
 TABLES = """
 -- every balance change, exact; (provider, op, ref) unique: no operation is booked twice
 CREATE TABLE IF NOT EXISTS wallet_ledger (
@@ -109,7 +113,7 @@ def units(micros: int) -> Decimal:
 def move(conn, account_id: int, amount: Decimal, provider: str, op: str, ref: str) -> Decimal:
     """Add `amount` (up to 6 places; negative: a debit) to the locked account and append its ledger
     row, in the caller's transaction; the new exact balance. Whole cents go to balance_cents, the
-    rest to sub_cents: nothing is rounded. ValueError past what the columns hold."""
+    rest to sub_cents: nothing is rounded. OverLimit past what the columns hold."""
     row = conn.execute(text(ACCOUNT + "WHERE a.id = :id"), {"id": account_id}).one()
     change = amount * MICROS
     if change != change.to_integral_value():
@@ -118,7 +122,7 @@ def move(conn, account_id: int, amount: Decimal, provider: str, op: str, ref: st
     if total < 0:
         raise ValueError("the balance would go below zero")  # the rules refused it (603 / 2002)
     if total // CENT >= 2**63:
-        raise ValueError(LIMIT)  # BIGINT cents hold less than the rules' 1e18
+        raise OverLimit(LIMIT)  # BIGINT cents hold less than the rules' 1e18
     cents, micros = divmod(total, CENT)
     conn.execute(text("UPDATE accounts SET balance_cents = :cents WHERE id = :id"),
                  {"cents": cents, "id": account_id})
@@ -168,10 +172,8 @@ class PortCasino(casino.Casino):
     def move(self, conn, wallet, amount, op, tx_id):
         try:
             return move(conn, wallet.id, amount, "100hp", op, tx_id)
-        except ValueError as exc:
-            if str(exc) == LIMIT:
-                raise casino.CasinoError(400, LIMIT) from None
-            raise
+        except OverLimit:
+            raise casino.CasinoError(400, LIMIT) from None
 
     def open_withdrawals(self, created_before):
         with self.engine.connect() as conn:
@@ -234,10 +236,8 @@ class PortHashWallet(orders.HashWallet):
     def move(self, conn, wallet, amount, op, order_no):
         try:
             return move(conn, wallet.id, amount, "hash", op, order_no)
-        except ValueError as exc:
-            if str(exc) == LIMIT:
-                raise orders.HashError(1001, LIMIT) from None
-            raise
+        except OverLimit:
+            raise orders.HashError(1001, LIMIT) from None
 
     def applied_request(self, conn, endpoint, request_id):
         row = conn.execute(text("SELECT digest, seen_at FROM hash_requests WHERE endpoint = :endpoint "
