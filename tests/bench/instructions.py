@@ -104,20 +104,6 @@ def inner(target: str, calls: int) -> None:
     elif target == "wallet-no-allowlist":
         app.before_request_funcs.pop("hp", None)
 
-    def withdrawal_request() -> dict:
-        body = json.dumps({"secret": "s", "sessionId": session, "txId": str(uuid.uuid4()),
-                           "amount": "1.00"}).encode()
-        return {"REQUEST_METHOD": "POST", "PATH_INFO": "/100hp/withdrawal", "SERVER_NAME": "bench",
-                "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
-                "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
-                "CONTENT_TYPE": "application/json", "REMOTE_ADDR": "127.0.0.1",
-                "wsgi.errors": sys.stderr}
-
-    def start_response(status, headers, exc_info=None):
-        if not status.startswith("200"):
-            raise RuntimeError(status)
-        return lambda data: None
-
     if target in ("casino", "testcasino"):
         casino = wallet.extensions["casino"]
         if target == "testcasino":
@@ -138,7 +124,7 @@ def inner(target: str, calls: int) -> None:
         environs = updates if target == "hash-update" else adds
         one = lambda i: _hash_success(b"".join(app(environs[i], start_response)))  # noqa: E731
     else:
-        environs = [withdrawal_request() for _ in range(50 + calls)]
+        environs = [withdrawal_environ(session) for _ in range(50 + calls)]
         one = lambda i: b"".join(app(environs[i], start_response))  # noqa: E731
     for i in range(50):
         one(i)
@@ -147,6 +133,28 @@ def inner(target: str, calls: int) -> None:
     for i in range(50, 50 + calls):
         one(i)
     subprocess.run([*control, "off", str(os.getpid())], check=True, capture_output=True)
+
+
+def post_environ(path: str, body: dict, **headers) -> dict:
+    """The WSGI environ of a JSON POST of `body` to `path`, as gunicorn hands it to the app."""
+    data = json.dumps(body).encode()
+    return {"REQUEST_METHOD": "POST", "PATH_INFO": path, "SERVER_NAME": "bench", "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(data),
+            "CONTENT_LENGTH": str(len(data)), "CONTENT_TYPE": "application/json",
+            "REMOTE_ADDR": "127.0.0.1", "wsgi.errors": sys.stderr, **headers}
+
+
+def withdrawal_environ(session: str) -> dict:
+    """A 100HP withdrawal of 1.00 with a fresh txId (HP_SECRET "s")."""
+    return post_environ("/100hp/withdrawal", {"secret": "s", "sessionId": session,
+                                              "txId": str(uuid.uuid4()), "amount": "1.00"})
+
+
+def start_response(status, headers, exc_info=None):
+    """Any answer but 200 stops the count: only calls that did their work are counted."""
+    if not status.startswith("200"):
+        raise RuntimeError(status)
+    return lambda data: None
 
 
 HASH_SECRET = "bench-hash-secret-0123456789abcd"  # 32 bytes: the AES-256 key
@@ -160,12 +168,7 @@ def _hash_requests(player: int, token: str, count: int) -> tuple[list, list]:
     now = int(time.time() * 1000)
 
     def environ(path: str, plain: dict) -> dict:
-        body = json.dumps({"x": encrypt(dumps(plain).encode(), HASH_SECRET)}).encode()
-        return {"REQUEST_METHOD": "POST", "PATH_INFO": path, "SERVER_NAME": "bench",
-                "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
-                "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
-                "CONTENT_TYPE": "application/json", "HTTP_MERCHANT_ID": "1001",
-                "REMOTE_ADDR": "127.0.0.1", "wsgi.errors": sys.stderr}
+        return post_environ(path, {"x": encrypt(dumps(plain).encode(), HASH_SECRET)}, HTTP_MERCHANT_ID="1001")
     adds, updates = [], []
     for i in range(count):  # the bodies of tests/bench/run.py's hash_lines
         order = uuid.uuid4().hex

@@ -9,20 +9,18 @@ In-process: N withdrawals through the wallet's WSGI callable on a throwaway serv
 server's processes (its postmaster, and the backends it forked) read from the kernel around them.
 CPU time, not wall time: a busy machine slows both alike, so the two settings still compare.
 """
-import io
-import json
 import logging
 import os
 import resource
 import subprocess
 import sys
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import dbservers  # noqa: E402
+from tests.bench.instructions import start_response, withdrawal_environ  # noqa: E402
 
 from wallet.app import create_app  # noqa: E402
 from wallet.core import accounts, db  # noqa: E402
@@ -57,21 +55,9 @@ def per_withdrawal(url: str, postmaster: int, calls: int) -> tuple[float, float]
     session = db.transaction(engine, lambda conn: accounts.create_session(
         conn, accounts.create_player(conn, "p", "USD", Decimal(10**9))))
 
-    def withdrawal() -> dict:
-        body = json.dumps({"secret": "s", "sessionId": session, "txId": str(uuid.uuid4()),
-                           "amount": "1.00"}).encode()
-        return {"REQUEST_METHOD": "POST", "PATH_INFO": "/100hp/withdrawal", "SERVER_NAME": "bench",
-                "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
-                "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
-                "CONTENT_TYPE": "application/json", "REMOTE_ADDR": "127.0.0.1", "wsgi.errors": sys.stderr}
-
-    def start_response(status, headers, exc_info=None):
-        if not status.startswith("200"):
-            raise RuntimeError(status)
-
     for _ in range(200):  # warm-up: the connection, and each statement past psycopg's 5th run
-        b"".join(app(withdrawal(), start_response))
-    requests = [withdrawal() for _ in range(calls)]
+        b"".join(app(withdrawal_environ(session), start_response))
+    requests = [withdrawal_environ(session) for _ in range(calls)]
     own, server = own_seconds(), server_seconds(postmaster)
     for environ in requests:
         b"".join(app(environ, start_response))
