@@ -6,9 +6,9 @@ project's tables, it is a model for the primitives you write against your own, n
 (docs/porting.md, "What to take").
 """
 from sqlalchemy import and_, bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..core import db, ledger
+from ..core.claims import claim, insert_unless_taken
 from ..core.schema import players, sessions, utcnow, wallets
 from .orders import AppliedRequest, HashWallet, Order, Session, Wallet
 from .schema import hash_applied_requests, hash_orders
@@ -37,25 +37,11 @@ ADD_ORDER = insert(hash_orders)
 # stays the wallet, then the order. The rules read the order again under the lock.
 ORDER_WALLET_LOCKED = select(wallets).where(wallets.c.id == select(hash_orders.c.wallet_id).where(
     hash_orders.c.order_no == bindparam("order_no")).scalar_subquery()).with_for_update()
-
-
-def _insert_unless_taken(table, key: list[str]) -> dict:
-    """Per dialect, an INSERT that does nothing if `key` is taken (after waiting for a twin in
-    flight), its row count (0 or 1, kept by preserve_rowcount) saying which: as YourCasino's
-    CLAIM_BET (wallet/hp100/your_casino.py). MySQL's IGNORE turns other errors into warnings too:
-    a value too long or out of range would be cut to fit and stored, a missing foreign key stores
-    nothing. So every value is checked before (wallet/hash/fields.py: the columns' lengths and 6
-    places; a stake over every balance is refused 2002, which rolls it back), the wallet is locked,
-    and a claim that stored nothing and finds no row raises."""
-    return {dialect: statement.execution_options(preserve_rowcount=True) for dialect, statement in {
-        "postgresql": postgresql.insert(table).on_conflict_do_nothing(index_elements=key),
-        "sqlite": sqlite.insert(table).on_conflict_do_nothing(index_elements=key),
-        "mysql": insert(table).prefix_with("IGNORE"),
-        "mariadb": insert(table).prefix_with("IGNORE"),
-    }.items()}
-
-
-CLAIM_ORDER = _insert_unless_taken(hash_orders, ["order_no"])
+# The order and the request_id claimed by their INSERT, or nothing if taken (wallet/core/claims.py).
+# MySQL's IGNORE would cut a bad value to fit: every value is checked before
+# (wallet/hash/fields.py: the columns' lengths and 6 places; a stake over every balance is refused
+# 2002, which rolls it back), and the wallet is locked.
+CLAIM_ORDER = insert_unless_taken(hash_orders, ["order_no"])
 CLOSE_ORDER = (
     update(hash_orders).where(hash_orders.c.order_no == bindparam("order")).values(
         status=bindparam("new_status"), payout=bindparam("credited"), prize=bindparam("new_prize"),
@@ -65,7 +51,7 @@ _REQUEST = and_(hash_applied_requests.c.endpoint == bindparam("endpoint"),
                 hash_applied_requests.c.request_id == bindparam("id"))
 APPLIED_REQUEST = select(hash_applied_requests.c.digest, hash_applied_requests.c.seen_at).where(_REQUEST)
 ADD_REQUEST = insert(hash_applied_requests)
-CLAIM_REQUEST = _insert_unless_taken(hash_applied_requests, ["endpoint", "request_id"])
+CLAIM_REQUEST = insert_unless_taken(hash_applied_requests, ["endpoint", "request_id"])
 FORGET_ONE = delete(hash_applied_requests).where(_REQUEST)
 # The purge's rows: the oldest, at most `limit`, none that another transaction holds (SKIP LOCKED on
 # PostgreSQL and MariaDB; SQLite's writer holds the whole database already), so it never waits.
@@ -115,12 +101,8 @@ class SqlHashWallet(HashWallet):
 
     def claim_order(self, conn, order):
         now = utcnow()
-        if conn.execute(self._claim_order, {**order._asdict(), "created_at": now, "updated_at": now}).rowcount:
-            return None  # booked: the one statement of the usual case
-        found = self.find_order(conn, order.order_no)  # a repeat: the order there decides the answer
-        if found is None:
-            raise RuntimeError(f"order_no {order.order_no} neither booked nor found")  # MySQL IGNORE
-        return found
+        return claim(conn, self._claim_order, {**order._asdict(), "created_at": now, "updated_at": now},
+                     lambda: self.find_order(conn, order.order_no))
 
     def lock_order_wallet(self, conn, order_no):
         row = conn.execute(ORDER_WALLET_LOCKED, {"order_no": order_no}).first()
@@ -142,12 +124,8 @@ class SqlHashWallet(HashWallet):
         conn.execute(ADD_REQUEST, _request_row(request))
 
     def claim_request(self, conn, request):
-        if conn.execute(self._claim_request, _request_row(request)).rowcount:
-            return None  # remembered: the one statement of the usual case
-        applied = self.applied_request(conn, request.endpoint, request.value)  # READ COMMITTED: the twin's row
-        if applied is None:
-            raise RuntimeError(f"request_id {request.value!r} neither remembered nor found")  # MySQL IGNORE
-        return applied
+        return claim(conn, self._claim_request, _request_row(request),  # READ COMMITTED: a twin's row
+                     lambda: self.applied_request(conn, request.endpoint, request.value))
 
     def forget_request(self, conn, endpoint, request_id):
         conn.execute(FORGET_ONE, {"endpoint": endpoint, "id": request_id})

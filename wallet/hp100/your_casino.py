@@ -6,9 +6,9 @@ every balance change goes through wallet/core/ledger.py. Written against this pr
 is a model for the primitives you write against your own, not a file to copy (docs/porting.md).
 """
 from sqlalchemy import and_, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..core import db, ledger
+from ..core.claims import claim, insert_unless_taken
 from ..core.schema import players, sessions, utcnow, wallets
 from .casino import OPEN, WITHDRAWAL, Bet, Casino, Session, Wallet
 from .schema import hp_transactions
@@ -31,17 +31,10 @@ BET = (select(hp_transactions.c.tx_id, hp_transactions.c.kind, hp_transactions.c
               hp_transactions.c.promo_id)
        .where(hp_transactions.c.tx_id == bindparam("tx_id")))
 ADD_BET = insert(hp_transactions)
-# The txId claimed by its INSERT, or nothing if it is taken: each dialect's insert-or-nothing,
-# whose row count (0 or 1, kept by preserve_rowcount) says which. MySQL's IGNORE turns other errors
-# into warnings too: a value too long or out of range would be cut to fit and stored, a missing
-# wallet stores nothing. So the values are checked before (fields.py: the txId's form, 2 places;
-# the session is the one just locked), and a claim that stored nothing and finds no bet raises.
-CLAIM_BET = {dialect: statement.execution_options(preserve_rowcount=True) for dialect, statement in {
-    "postgresql": postgresql.insert(hp_transactions).on_conflict_do_nothing(index_elements=["tx_id"]),
-    "sqlite": sqlite.insert(hp_transactions).on_conflict_do_nothing(index_elements=["tx_id"]),
-    "mysql": insert(hp_transactions).prefix_with("IGNORE"),
-    "mariadb": insert(hp_transactions).prefix_with("IGNORE"),
-}.items()}
+# The txId claimed by its INSERT, or nothing if it is taken (wallet/core/claims.py). MySQL's IGNORE
+# would cut a bad value to fit: the values are checked before (fields.py: the txId's form, 2
+# places; the session is the one just locked).
+CLAIM_BET = insert_unless_taken(hp_transactions, ["tx_id"])
 CLOSE_BET = (update(hp_transactions).where(hp_transactions.c.tx_id == bindparam("tx"))
              .values(status=bindparam("new_status"), win_amount=bindparam("win"),
                      closed_at=bindparam("at")))
@@ -77,12 +70,8 @@ class YourCasino(Casino):
         conn.execute(ADD_BET, {**bet._asdict(), "created_at": utcnow()})
 
     def claim_bet(self, conn, bet):
-        if conn.execute(self._claim_bet, {**bet._asdict(), "created_at": utcnow()}).rowcount:
-            return None  # booked: the one statement of the usual case
-        found = self.find_bet(conn, bet.tx_id)  # a repeat: which bet holds the txId decides the answer
-        if found is None:
-            raise RuntimeError(f"txId {bet.tx_id} neither booked nor found")  # MySQL IGNORE: see CLAIM_BET
-        return found
+        return claim(conn, self._claim_bet, {**bet._asdict(), "created_at": utcnow()},
+                     lambda: self.find_bet(conn, bet.tx_id))
 
     def close_bet(self, conn, tx_id, status, win_amount=None):
         conn.execute(CLOSE_BET, {"tx": tx_id, "new_status": status, "win": win_amount, "at": utcnow()})
