@@ -374,9 +374,9 @@ def hold_the_wallet(app, user_id):
     return conn
 
 
-def test_an_updates_first_lock_is_its_orders_wallet_not_the_order(app, player):
-    """SqlHashWallet.lock_order_wallet: the wallet row locked, the order row free, so that every
-    call takes the wallet first, then the order (wallet/hash/orders.py, the lock order)."""
+def test_lock_order_holds_the_order_and_its_wallet_until_the_transaction_ends(app, player):
+    """SqlHashWallet.lock_order: one statement locks both rows (wallet/hash/orders.py, Locks), so a
+    call that had to wait for either reads it as the call before it left it."""
     if app.extensions["engine"].dialect.name == "sqlite":
         pytest.skip("SQLite has no row locks: a writer holds the whole database")
     user_id, token = player
@@ -384,19 +384,18 @@ def test_an_updates_first_lock_is_its_orders_wallet_not_the_order(app, player):
     Hash(app).add(token, user_id, order)
     engine, wallet = app.extensions["engine"], app.extensions["hash_wallet"]
     other = sa.create_engine(app.config["DATABASE_URL"])
+    orders_table = hash_schema.hash_orders
     with engine.connect() as holder, other.connect() as conn:
         holder.begin()
-        assert wallet.lock_order_wallet(holder, order).player_id == int(user_id)
-        assert wallet.lock_order_wallet(holder, "no such order") is None
-        conn.begin()
-        orders_table = hash_schema.hash_orders
-        conn.execute(sa.select(orders_table).where(orders_table.c.order_no == order)
-                     .with_for_update(nowait=True)).one()  # free
-        conn.rollback()
-        with pytest.raises(sa.exc.DBAPIError):
-            conn.execute(sa.select(schema.wallets).where(schema.wallets.c.player_id == int(user_id))
-                         .with_for_update(nowait=True)).all()
-        conn.rollback()
+        locked_order, locked_wallet = wallet.lock_order(holder, order)
+        assert (locked_order.order_no, locked_order.status, locked_wallet.player_id) == (order, 0, int(user_id))
+        assert wallet.lock_order(holder, "no such order") is None
+        for held in (sa.select(orders_table).where(orders_table.c.order_no == order),
+                     sa.select(schema.wallets).where(schema.wallets.c.player_id == int(user_id))):
+            conn.begin()
+            with pytest.raises(sa.exc.DBAPIError):
+                conn.execute(held.with_for_update(nowait=True)).all()
+            conn.rollback()
         holder.rollback()
     other.dispose()
 

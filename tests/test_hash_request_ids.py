@@ -389,3 +389,73 @@ def test_a_twin_waits_for_the_call_in_flight_then_meets_its_rows(database_url, t
         assert waiting.result()["code"] == code
     assert balance(Hash(app), token) == balance_after
     app.extensions["engine"].dispose()
+
+
+@pytest.mark.parametrize("second, code", [
+    ("the same settle under another request_id", 0),  # Hash's re-send of an update: paid once
+    ("a cancel", 3003),                                # the order is final
+])
+def test_an_update_waiting_for_a_settle_in_flight_meets_the_settled_order(database_url, second, code):
+    """The second update waits for the first's locks (lock_order: its order and its wallet), then
+    reads the order as the first left it, settled, not as it was before the wait: the win is paid
+    once."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one write at a time: no call is ever in flight beside another")
+    patient = {"LOCK_TIMEOUT_MS": "20000", "CALL_DEADLINE_MS": "25000"}  # the wait is the subject
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url, **patient})
+    user_id, token = new_player(app, "1000", currency="USDT")
+    order = order_no()
+    assert Hash(app).send("order/add", add_fields(token, int(user_id), order))["code"] == 0
+    app.extensions["hash_wallet"] = held = HeldBeforeItsMove(app.extensions["engine"])
+    settle = update_fields(user_id, order, 1, prize=15)
+    then = {"the same settle under another request_id": settle,
+            "a cancel": update_fields(user_id, order, 4)}[second]
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(Hash(app).send, "order/update", {}, raw=seal(stamped(0, **settle)))
+        assert held.holding.wait(30)
+        waiting = pool.submit(Hash(app).send, "order/update", {}, raw=seal(stamped(0, **then)))
+        try:
+            wait_until_a_call_waits_for_a_lock(database_url, waiting)
+        finally:
+            held.go.set()
+        assert first.result()["data"]["balance"] == 1005
+        assert waiting.result()["code"] == code
+    assert balance(Hash(app), token) == 1005
+    app.extensions["engine"].dispose()
+
+
+def test_an_update_and_a_repeated_add_of_its_order_never_wait_for_each_other_for_ever(database_url, caplog):
+    """wallet/hash/orders.py, Locks: MariaDB locks an update's order before its wallet, and a
+    repeated add holds the wallet, then waits for the order's key. The database ends that cycle as
+    a deadlock and the loser runs again; PostgreSQL's insert-or-nothing does not wait for the
+    order. Either way the update is applied once and the repeat books nothing."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one write at a time: no call is ever in flight beside another")
+    patient = {"LOCK_TIMEOUT_MS": "20000", "CALL_DEADLINE_MS": "25000"}
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url, **patient})
+    user_id, token = new_player(app, "1000", currency="USDT")
+    order = order_no()
+    assert Hash(app).send("order/add", add_fields(token, int(user_id), order))["code"] == 0
+    wallet, engine = app.extensions["hash_wallet"], app.extensions["engine"]
+    settle = seal(stamped(0, **update_fields(user_id, order, 1, prize=15)))
+    with caplog.at_level(logging.INFO, logger="wallet.core.db"), engine.connect() as repeat, \
+            ThreadPoolExecutor(1) as pool:
+        repeat.begin()
+        _, its_wallet = wallet.lock_session_wallet(repeat, token, "USDT")  # the repeated add's first lock
+        update = pool.submit(Hash(app).send, "order/update", {}, raw=settle)
+        wait_until_a_call_waits_for_a_lock(database_url, update)  # holding its order, on MariaDB
+        repeat_ended = False
+        try:  # the repeated add's second step: its order, booked already
+            found = wallet.claim_order(repeat, hash_orders.Order(
+                order, its_wallet.id, Decimal(10), hash_orders.PENDING, True, None, None, None, None,
+                "pc28-1", "72847940", BET_INFO))
+            assert found.order_no == order
+        except sa.exc.DBAPIError as exc:
+            assert "Deadlock" in str(exc.orig)
+            repeat_ended = True
+        repeat.rollback()
+        assert update.result()["data"]["balance"] == 1005
+    update_run_again = any(getattr(record, "retry_reason", None) == "deadlock" for record in caplog.records)
+    assert (repeat_ended or update_run_again) == (engine.dialect.name != "postgresql")  # the cycle, ended
+    assert balance(Hash(app), token) == 1005
+    engine.dispose()

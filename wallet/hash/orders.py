@@ -58,8 +58,14 @@ The rules, as a call meets them (each is ours unless a section is named):
 - a credit that would take a balance to 1e18 or more (wallet/core/ledger.py BalanceLimit) is refused
   1001 "amount would take the balance over the wallet's limit", nothing written.
 
-Lock order, in every transaction: the request_id row (a twin in flight waits there holding
-nothing), then the wallet row, then the order. The purge takes only rows nobody holds.
+Locks: the request_id row first, in every call (a twin in flight waits there holding nothing).
+Then order/add locks the wallet row and claims the order; order/update locks its order and the
+order's wallet together (lock_order: one statement in SQL, each database taking the two rows in
+its own order). One wait cycle follows, on MySQL / MariaDB only, which take the order first: an
+update holding its order waits for the wallet that a repeated add of that order holds while it
+waits for the order's key. The database ends it as a deadlock and atomically runs the loser again
+(PostgreSQL's insert-or-nothing does not wait for a locked row). The purge takes only rows nobody
+holds.
 
 Alarms (a refusal that looks like tampering, or an amount changed by the precision rule) are log
 lines with an `alarm` field, which wallet/metrics.py counts as wallet_alarms_total{reason}.
@@ -309,13 +315,16 @@ class HashWallet(ABC):
             self.insert_order(store, order)
         return found
 
-    def lock_order_wallet(self, store, order_no: str) -> Wallet | None:
-        """The wallet of the stored order `order_no`, locked as by lock_wallet; None if there is no
-        such order (nothing locked). The rules read the order again under the lock. Here
-        find_order then lock_wallet; SqlHashWallet locks the wallet through the order, one
-        statement."""
+    def lock_order(self, store, order_no: str) -> tuple[Order, Wallet] | None:
+        """The stored order `order_no` and its wallet, locked until the transaction ends (the wallet
+        as by lock_wallet) and read as they are once locked, not as they were before a wait; None if
+        there is no such order (nothing locked). Here find_order, lock_wallet, then find_order
+        again under the wallet's lock; SqlHashWallet locks both rows in one statement."""
         order = self.find_order(store, order_no)
-        return None if order is None else self.lock_wallet(store, order.wallet_id)
+        if order is None:
+            return None
+        wallet = self.lock_wallet(store, order.wallet_id)
+        return self.find_order(store, order_no), wallet  # every change to an order holds its wallet
 
     @abstractmethod
     def forget_request(self, store, endpoint: str, request_id: str) -> None:
@@ -380,10 +389,12 @@ class HashWallet(ABC):
         def work(store):
             if self._recall(store, request_id):
                 return self._current_state(store, order_no, currency)
-            wallet = self.lock_order_wallet(store, order_no)  # the stored order's wallet, or the user's
-            if wallet is None:
+            found = self.lock_order(store, order_no)  # the order and its wallet, as they are once locked
+            if found is not None:
+                order, wallet = found
+            else:  # the user's wallet, then the order again: an add in flight may have booked it since
                 wallet = self.lock_wallet(store, self._wallet(store, user_id, currency).id)
-            order = self.find_order(store, order_no)  # under the lock: a racing call may have changed it
+                order = self.find_order(store, order_no)
             if order is None:
                 if status not in (FAILED, CANCELLED):
                     raise HashError(3002)

@@ -32,11 +32,13 @@ PLAYER_EXISTS = select(players.c.id).where(players.c.id == bindparam("player_id"
 ORDER = select(*(hash_orders.c[name] for name in Order._fields)).where(
     hash_orders.c.order_no == bindparam("order_no"))
 ADD_ORDER = insert(hash_orders)
-# The wallet of an order, locked, found through the order in a subquery: a subquery's rows are
-# not locked (on MariaDB a join would lock the order too, before its wallet), so the lock order
-# stays the wallet, then the order. The rules read the order again under the lock.
-ORDER_WALLET_LOCKED = select(wallets).where(wallets.c.id == select(hash_orders.c.wallet_id).where(
-    hash_orders.c.order_no == bindparam("order_no")).scalar_subquery()).with_for_update()
+# An order and its wallet, both locked (FOR UPDATE of every table joined), so that each is read as
+# it is once locked: PostgreSQL reads a locked row again after waiting for it, but a row it did not
+# lock as it was before the wait. MySQL / MariaDB lock the order first (docs: orders.py, Locks).
+ORDER_AND_WALLET_LOCKED = (
+    select(*(hash_orders.c[name] for name in Order._fields), *(wallets.c[name] for name in Wallet._fields))
+    .select_from(hash_orders.join(wallets, wallets.c.id == hash_orders.c.wallet_id))
+    .where(hash_orders.c.order_no == bindparam("order_no")).with_for_update())
 # The order and the request_id claimed by their INSERT, or nothing if taken (wallet/core/claims.py).
 # MySQL's IGNORE would cut a bad value to fit: every value is checked before
 # (wallet/hash/fields.py: the columns' lengths and 6 places; a stake over every balance is refused
@@ -104,9 +106,10 @@ class SqlHashWallet(HashWallet):
         return claim(conn, self._claim_order, {**order._asdict(), "created_at": now, "updated_at": now},
                      lambda: self.find_order(conn, order.order_no))
 
-    def lock_order_wallet(self, conn, order_no):
-        row = conn.execute(ORDER_WALLET_LOCKED, {"order_no": order_no}).first()
-        return None if row is None else _wallet(row)
+    def lock_order(self, conn, order_no):
+        row = conn.execute(ORDER_AND_WALLET_LOCKED, {"order_no": order_no}).first()
+        return None if row is None else (Order(*row[:len(Order._fields)]),
+                                         Wallet(*row[len(Order._fields):]))
 
     def close_order(self, conn, order_no, status, payout, prize, tax, bonus, bet_info):
         conn.execute(CLOSE_ORDER, {"order": order_no, "new_status": status, "credited": payout,
