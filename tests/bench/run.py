@@ -33,13 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import dbservers  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
 
 from wallet.app import create_app  # noqa: E402
 from wallet.core import accounts, db, schema  # noqa: E402
 from wallet.core.audit import audit  # noqa: E402
 from wallet.hash.blueprint import dumps  # noqa: E402
 from wallet.hash.envelope import encrypt  # noqa: E402
+from wallet.hash import schema as hash_schema  # noqa: E402
 from wallet.hp100 import schema as hp_schema  # noqa: E402
 
 HP_SECRET, HASH_SECRET, MERCHANT = "bench-hp-secret", "bench-hash-secret-0123456789abcd", "1001"
@@ -57,6 +58,7 @@ CALLS = [  # (name, server, wrk mode); the first is the floor
     ("100HP withdrawal+deposit", "wallet", "deposit-round"),
     ("100HP withdrawal+rollback", "wallet", "rollback-round"),
     ("Hash order/add", "wallet", "hash-add"),
+    ("Hash order/update", "wallet", "hash-update"),  # settles of orders booked just before
     ("Hash order/add+update", "wallet", "hash-round"),
 ]
 
@@ -95,11 +97,12 @@ def fill(engine, rows: int) -> None:
             conn.execute(insert(schema.ledger), ledger)
 
 
-def hash_lines(path, sessions, count, mode) -> None:
-    """Encrypted Hash requests, one per line: adds, or adds with the update of the add 256 lines back."""
+def hash_lines(path, sessions, count, mode) -> list:
+    """Encrypted Hash requests, one per line: adds, or adds with the update of the add 256 lines back;
+    the adds' order_nos."""
     now = int(time.time() * 1000)
     with open(path, "w") as out:
-        opened = []
+        opened, order_nos = [], []
         for i in range(count):
             user_id, token = sessions[i % len(sessions)]
             order = uuid.uuid4().hex
@@ -110,13 +113,33 @@ def hash_lines(path, sessions, count, mode) -> None:
             if i == 0:  # wrk builds one request to check the script and never sends it: the first
                 out.write(_line("/api/v2/order/add", plain))  # line, so the first add is there twice
             opened.append(plain)
+            order_nos.append(order)
             if mode == "hash-round" and len(opened) > 256:
                 bet = opened.pop(0)
-                update = {**{k: bet[k] for k in ("timestamp", "order_no", "username", "entry_key", "bet_info")},
-                          "request_id": uuid.uuid4().hex, "user_id": str(bet["user_id"]), "round_id": str(bet["round_id"]),
-                          "amount": Decimal(1), "currency": "USDT", "status": 1, "prize": Decimal("1.5"),
-                          "tax": 0, "bonus": 0, "bet_time": now, "is_win": True}
-                out.write(_line("/api/v2/order/update", update))
+                out.write(_line("/api/v2/order/update", _settle(bet["order_no"], bet["user_id"], bet["round_id"], now)))
+    return order_nos
+
+
+def settle_lines(path, engine, order_nos) -> None:
+    """The settle of each of these orders that is booked and open, one per line, in their order."""
+    orders, wallets = hash_schema.hash_orders, schema.wallets
+    with engine.connect() as conn:
+        booked = {row.order_no: row for row in conn.execute(
+            select(orders.c.order_no, orders.c.round_id, wallets.c.player_id)
+            .join_from(orders, wallets, wallets.c.id == orders.c.wallet_id)
+            .where(orders.c.order_no.in_(order_nos), orders.c.status == 0))}
+    now = int(time.time() * 1000)
+    settles = [_line("/api/v2/order/update", _settle(o, booked[o].player_id, booked[o].round_id, now))
+               for o in order_nos if o in booked]
+    with open(path, "w") as out:
+        out.writelines(settles[:1] + settles)  # the first line twice, as in hash_lines
+
+
+def _settle(order_no, user_id, round_id, now) -> dict:
+    return {"timestamp": now, "order_no": order_no, "username": "bench", "entry_key": "pc28-1",
+            "bet_info": "[]", "request_id": uuid.uuid4().hex, "user_id": str(user_id),
+            "round_id": str(round_id), "amount": Decimal(1), "currency": "USDT", "status": 1,
+            "prize": Decimal("1.5"), "tax": 0, "bonus": 0, "bet_time": now, "is_win": True}
 
 
 def _line(path, plain) -> str:
@@ -208,8 +231,11 @@ def bench_database(kind, args, tmp) -> list:
                             env = {"BENCH_SESSIONS": str(sessions_file)}
                             if mode.startswith("hash"):
                                 env["BENCH_LINES"] = f"{tmp}/{mode}.txt"
-                                hash_lines(env["BENCH_LINES"], groups[workload],
-                                           int(args.duration * 3000) + 1000, mode)
+                                order_nos = hash_lines(env["BENCH_LINES"], groups[workload],
+                                                       int(args.duration * 3000) + 1000, mode)
+                            if mode == "hash-update":  # the orders booked first, by adds not counted
+                                wrk(bases[target], "hash-add", connections, args.duration * 3 // 2 + 1, env)
+                                settle_lines(env["BENCH_LINES"], engine, order_nos)
                             runs[name].append(wrk(bases[target], mode,
                                                   connections, args.duration, env))
                     results = {name: summary(found) for name, found in runs.items()}

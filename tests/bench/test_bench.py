@@ -19,7 +19,7 @@ def test_the_benchmark_runs_every_call_and_checks_the_books():
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line.split() for line in done.stdout.splitlines() if line.startswith("sqlite ")]
-    assert len(rows) == 8  # the floor, 100HP balance / withdrawal / raw / two rounds, Hash add / round
+    assert len(rows) == 9  # the floor, 100HP balance / withdrawal / raw / two rounds, Hash add / update / round
     for row in rows:
         requests_per_second, errors = float(row[-5]), row[-1]
         assert requests_per_second > 0 and errors == "0", row

@@ -34,7 +34,7 @@ ORDER = select(*(hash_orders.c[name] for name in Order._fields)).where(
 ADD_ORDER = insert(hash_orders)
 # An order and its wallet, both locked (FOR UPDATE of every table joined), so that each is read as
 # it is once locked: PostgreSQL reads a locked row again after waiting for it, but a row it did not
-# lock as it was before the wait. MySQL / MariaDB lock the order first (docs: orders.py, Locks).
+# lock as it was before the wait. MySQL / MariaDB lock the order first (wallet/hash/orders.py, Locks).
 ORDER_AND_WALLET_LOCKED = (
     select(*(hash_orders.c[name] for name in Order._fields), *(wallets.c[name] for name in Wallet._fields))
     .select_from(hash_orders.join(wallets, wallets.c.id == hash_orders.c.wallet_id))
