@@ -354,6 +354,31 @@ class HeldBeforeItsMove(SqlHashWallet):
         return super().move(conn, wallet, amount, op, order_no)
 
 
+def in_flight_app(database_url):
+    """An app whose calls wait up to 20 s for a lock (the wait is the subject) and a player with
+    1000 USDT: (app, user_id, token). SQLite is skipped: it runs one write at a time, so no call
+    is ever in flight beside another."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one write at a time: no call is ever in flight beside another")
+    patient = {"LOCK_TIMEOUT_MS": "20000", "CALL_DEADLINE_MS": "25000"}
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url, **patient})
+    return (app, *new_player(app, "1000", currency="USDT"))
+
+
+def second_waits_for_the_first(database_url, held, first, second) -> tuple[dict, dict]:
+    """`first` runs until `held` stops it before its move; `second` starts and waits for a lock;
+    then the first goes on. Both answers."""
+    with ThreadPoolExecutor(2) as pool:
+        first_call = pool.submit(first)
+        assert held.holding.wait(30)
+        second_call = pool.submit(second)
+        try:
+            wait_until_a_call_waits_for_a_lock(database_url, second_call)
+        finally:
+            held.go.set()
+        return first_call.result(), second_call.result()
+
+
 @pytest.mark.parametrize("twin, code, balance_after", [
     ("the same request", 0, 990),                          # case 1: the retry's answer, one debit
     ("another body under its request_id", 1005, 990),     # case 2
@@ -364,12 +389,8 @@ def test_a_twin_waits_for_the_call_in_flight_then_meets_its_rows(database_url, t
     """The second call waits on the first's claims (its request_id, its wallet), then meets what the
     first committed, as if it had come after it. PostgreSQL's ON CONFLICT DO NOTHING and MariaDB's
     INSERT IGNORE wait for the key's twin in flight; SQLite runs one writer at a time."""
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite runs one write at a time: no call is ever in flight beside another")
-    patient = {"LOCK_TIMEOUT_MS": "20000", "CALL_DEADLINE_MS": "25000"}  # the wait is the subject
-    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url, **patient})
+    app, user_id, token = in_flight_app(database_url)
     app.extensions["hash_wallet"] = held = HeldBeforeItsMove(app.extensions["engine"])
-    user_id, token = new_player(app, "1000", currency="USDT")
     order = order_no()
     bet = stamped(0, **add_fields(token, int(user_id), order))
     second = {"the same request": bet,
@@ -377,16 +398,11 @@ def test_a_twin_waits_for_the_call_in_flight_then_meets_its_rows(database_url, t
               "the same order under another request_id": {**bet, "request_id": uuid.uuid4().hex},
               "a refund of the order": stamped(0, **update_fields(user_id, order, 2))}[twin]
     path = "order/update" if "status" in second else "order/add"
-    with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(Hash(app).send, "order/add", {}, raw=seal(bet))
-        assert held.holding.wait(30)
-        waiting = pool.submit(Hash(app).send, path, {}, raw=seal(second))
-        try:
-            wait_until_a_call_waits_for_a_lock(database_url, waiting)
-        finally:
-            held.go.set()
-        assert first.result()["data"]["balance"] == 990
-        assert waiting.result()["code"] == code
+    first, waiting = second_waits_for_the_first(
+        database_url, held, lambda: Hash(app).send("order/add", {}, raw=seal(bet)),
+        lambda: Hash(app).send(path, {}, raw=seal(second)))
+    assert first["data"]["balance"] == 990
+    assert waiting["code"] == code
     assert balance(Hash(app), token) == balance_after
     app.extensions["engine"].dispose()
 
@@ -399,27 +415,18 @@ def test_an_update_waiting_for_a_settle_in_flight_meets_the_settled_order(databa
     """The second update waits for the first's locks (lock_order: its order and its wallet), then
     reads the order as the first left it, settled, not as it was before the wait: the win is paid
     once."""
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite runs one write at a time: no call is ever in flight beside another")
-    patient = {"LOCK_TIMEOUT_MS": "20000", "CALL_DEADLINE_MS": "25000"}  # the wait is the subject
-    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url, **patient})
-    user_id, token = new_player(app, "1000", currency="USDT")
+    app, user_id, token = in_flight_app(database_url)
     order = order_no()
     assert Hash(app).send("order/add", add_fields(token, int(user_id), order))["code"] == 0
     app.extensions["hash_wallet"] = held = HeldBeforeItsMove(app.extensions["engine"])
     settle = update_fields(user_id, order, 1, prize=15)
     then = {"the same settle under another request_id": settle,
             "a cancel": update_fields(user_id, order, 4)}[second]
-    with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(Hash(app).send, "order/update", {}, raw=seal(stamped(0, **settle)))
-        assert held.holding.wait(30)
-        waiting = pool.submit(Hash(app).send, "order/update", {}, raw=seal(stamped(0, **then)))
-        try:
-            wait_until_a_call_waits_for_a_lock(database_url, waiting)
-        finally:
-            held.go.set()
-        assert first.result()["data"]["balance"] == 1005
-        assert waiting.result()["code"] == code
+    first, waiting = second_waits_for_the_first(
+        database_url, held, lambda: Hash(app).send("order/update", {}, raw=seal(stamped(0, **settle))),
+        lambda: Hash(app).send("order/update", {}, raw=seal(stamped(0, **then))))
+    assert first["data"]["balance"] == 1005
+    assert waiting["code"] == code
     assert balance(Hash(app), token) == 1005
     app.extensions["engine"].dispose()
 
@@ -429,11 +436,7 @@ def test_an_update_and_a_repeated_add_of_its_order_never_wait_for_each_other_for
     repeated add holds the wallet, then waits for the order's key. The database ends that cycle as
     a deadlock and the loser runs again; PostgreSQL's insert-or-nothing does not wait for the
     order. Either way the update is applied once and the repeat books nothing."""
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite runs one write at a time: no call is ever in flight beside another")
-    patient = {"LOCK_TIMEOUT_MS": "20000", "CALL_DEADLINE_MS": "25000"}
-    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url, **patient})
-    user_id, token = new_player(app, "1000", currency="USDT")
+    app, user_id, token = in_flight_app(database_url)
     order = order_no()
     assert Hash(app).send("order/add", add_fields(token, int(user_id), order))["code"] == 0
     wallet, engine = app.extensions["hash_wallet"], app.extensions["engine"]
