@@ -108,8 +108,7 @@ class SqlHashWallet(HashWallet):
 
     def lock_order(self, conn, order_no):
         row = conn.execute(ORDER_AND_WALLET_LOCKED, {"order_no": order_no}).first()
-        return None if row is None else (Order(*row[:len(Order._fields)]),
-                                         Wallet(*row[len(Order._fields):]))
+        return None if row is None else (Order(*row[:len(Order._fields)]), _wallet(row))
 
     def close_order(self, conn, order_no, status, payout, prize, tax, bonus, bet_info):
         conn.execute(CLOSE_ORDER, {"order": order_no, "new_status": status, "credited": payout,
