@@ -76,20 +76,12 @@ def inner(target: str, calls: int) -> None:
     sys.path.insert(0, str(ROOT))
     tmp = tempfile.mkdtemp()
     url = os.environ.get("INSTRUCTIONS_DATABASE_URL") or f"sqlite:///{tmp}/instructions.db"
-    os.environ.update(DATABASE_URL=url, HP_SECRET="s", HASH_SECRET=HASH_SECRET)
     if target != "wallet-inprocess-metrics":
         os.makedirs(f"{tmp}/metrics")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = f"{tmp}/metrics"  # read when prometheus_client loads
-    from wallet.app import create_app
-    from wallet.core import accounts, db
-    wallet = create_app({"WALLET_ENV": "sandbox", "DATABASE_URL": url, "SANDBOX_DEMO": "0", "CONSOLE": "0",
-                         "HP_SECRET": "s", "HASH_SECRET": HASH_SECRET, "HASH_TIMESTAMP_WINDOW_MS": "3600000"})
-    logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # the log line is counted, not shown
+    from wallet.core import db
+    wallet, player, session = wallet_with_player(url)
     engine = wallet.extensions["engine"]
-    db.init_schema(engine, wallet.extensions["wallet.ddl"])
-    player = db.transaction(engine, lambda conn: accounts.create_player(conn, "p", "USD", Decimal(10**9)))
-    session = db.transaction(engine, lambda conn: (accounts.open_wallet(conn, player, "USDT", Decimal(10**9)),
-                                                   accounts.create_session(conn, player))[1])
     app = wallet
     if target == "raw":
         from tests.bench import raw_app
@@ -133,6 +125,24 @@ def inner(target: str, calls: int) -> None:
     for i in range(50, 50 + calls):
         one(i)
     subprocess.run([*control, "off", str(os.getpid())], check=True, capture_output=True)
+
+
+def wallet_with_player(url: str):
+    """The wallet as gunicorn runs it in the sandbox (its log lines written to /dev/null: counted,
+    not shown) on a fresh schema at `url`, and one player with a USD and a USDT wallet and a
+    session: (app, player id, session token). Set PROMETHEUS_MULTIPROC_DIR before, if wanted."""
+    os.environ.update(DATABASE_URL=url, HP_SECRET="s", HASH_SECRET=HASH_SECRET)
+    from wallet.app import create_app
+    from wallet.core import accounts, db
+    wallet = create_app({"WALLET_ENV": "sandbox", "DATABASE_URL": url, "SANDBOX_DEMO": "0", "CONSOLE": "0",
+                         "HP_SECRET": "s", "HASH_SECRET": HASH_SECRET, "HASH_TIMESTAMP_WINDOW_MS": "3600000"})
+    logging.getLogger().handlers[0].stream = open(os.devnull, "w")
+    engine = wallet.extensions["engine"]
+    db.init_schema(engine, wallet.extensions["wallet.ddl"])
+    player = db.transaction(engine, lambda conn: accounts.create_player(conn, "p", "USD", Decimal(10**9)))
+    session = db.transaction(engine, lambda conn: (accounts.open_wallet(conn, player, "USDT", Decimal(10**9)),
+                                                   accounts.create_session(conn, player))[1])
+    return wallet, player, session
 
 
 def post_environ(path: str, body: dict, **headers) -> dict:

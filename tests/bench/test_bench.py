@@ -38,3 +38,16 @@ def test_the_server_cpu_count_runs_with_and_without_prepared_statements():
     assert len(lines) == 4 and all(re.search(r"wallet +\d+ us, PostgreSQL +\d+ us", line) for line in lines)
     assert [line.split(" wallet")[0].strip() for line in lines[:2]] == [
         "prepared (psycopg's default)", "?prepare_threshold=none"]
+
+
+def test_the_hash_parts_count_times_each_call_with_each_part_taken_out():
+    """tests/bench/hash_parts.py, whose figures tests/bench/README.md quotes: every call answered code 0
+    in every variant (a stand-in that broke a call would stop it), and a figure in every cell."""
+    done = subprocess.run([sys.executable, "tests/bench/hash_parts.py", "--batch", "5", "--rounds", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line.split(" | ")[0]: line.split(" | ")[1:] for line in done.stdout.splitlines() if " | " in line}
+    assert rows["call"] == ["as served", "without decryption", "without digest", "without request_id row",
+                            "without purge", "without all four"]
+    for call in ("order/add", "order/update"):
+        assert len(rows[call]) == 6 and all(re.fullmatch(r"\d+ us \(\d\.\d\d\)", cell) for cell in rows[call])
