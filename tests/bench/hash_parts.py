@@ -49,8 +49,7 @@ def main():
     os.makedirs(f"{tmp}/metrics")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = f"{tmp}/metrics"  # read when prometheus_client loads
     app, player, session = wallet_with_player(f"sqlite:///{tmp}/hash_parts.db")
-    batches = (args.rounds + 1) * len(VARIANTS)
-    adds, updates = _hash_requests(player, session, args.batch * batches)
+    adds, updates = _hash_requests(player, session, args.batch * (args.rounds + 1) * len(VARIANTS))
     withdrawals = [withdrawal_environ(session) for _ in range(args.batch * (args.rounds + 1))]
     opened = _opened_beforehand(adds + updates)
 
@@ -62,14 +61,16 @@ def main():
 
     times = {(call, variant): [] for variant in VARIANTS for call in ("order/add", "order/update")}
     times["withdrawal"] = []
+    def batch(n: int) -> slice:
+        return slice(n * args.batch, (n + 1) * args.batch)
+
     for round_ in range(args.rounds + 1):  # round 0 warms up
-        batch = slice(round_ * args.batch, (round_ + 1) * args.batch)
-        spent = {"withdrawal": cpu_per_call(withdrawals[batch])}
+        spent = {"withdrawal": cpu_per_call(withdrawals[batch(round_)])}
         for n, variant in enumerate(VARIANTS):
-            batch = slice((round_ * len(VARIANTS) + n) * args.batch, (round_ * len(VARIANTS) + n + 1) * args.batch)
+            hash_batch = batch(round_ * len(VARIANTS) + n)
             with _taken_out(variant, opened):
-                spent["order/add", variant] = cpu_per_call(adds[batch], _hash_success)
-                spent["order/update", variant] = cpu_per_call(updates[batch], _hash_success)
+                spent["order/add", variant] = cpu_per_call(adds[hash_batch], _hash_success)
+                spent["order/update", variant] = cpu_per_call(updates[hash_batch], _hash_success)
         if round_:
             for key, value in spent.items():
                 times[key].append(value)
