@@ -7,9 +7,10 @@ request_ids. Each part is taken out in turn, then all four together, and the cal
 
 In-process on SQLite, as gunicorn runs the app (the call-log line written to /dev/null, the metrics
 in multiprocess mode): batches of withdrawals, adds and updates (each update settling an add of
-its batch) through the WSGI callable, every variant in every round, so that drift hits all alike;
-the median of the rounds. CPU time (time.process_time: user + system), in calls as served, where
-each library's code and data are cold: a part costs several times what it costs in a tight loop.
+its batch) through the WSGI callable, every variant in every round, each round starting with
+another, so that drift hits all alike; the median of the rounds. CPU time (time.process_time:
+user + system), in calls as served, where each library's code and data are cold: a part costs
+several times what it costs in a tight loop.
 
 A part is taken out in this process only, never in the app's code: the envelope opened beforehand
 (its JSON is still parsed at call time), a constant digest, no request_id row claimed (every request
@@ -66,7 +67,8 @@ def main():
 
     for round_ in range(args.rounds + 1):  # round 0 warms up
         spent = {"withdrawal": cpu_per_call(withdrawals[batch(round_)])}
-        for n, variant in enumerate(VARIANTS):
+        turn = round_ % len(VARIANTS)  # each round starts with another variant: no order favours one
+        for n, variant in enumerate(VARIANTS[turn:] + VARIANTS[:turn]):
             hash_batch = batch(round_ * len(VARIANTS) + n)
             with _taken_out(variant, opened):
                 spent["order/add", variant] = cpu_per_call(adds[hash_batch], _hash_success)
