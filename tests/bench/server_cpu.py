@@ -9,21 +9,16 @@ In-process: N withdrawals through the wallet's WSGI callable on a throwaway serv
 server's processes (its postmaster, and the backends it forked) read from the kernel around them.
 CPU time, not wall time: a busy machine slows both alike, so the two settings still compare.
 """
-import logging
 import os
 import resource
 import subprocess
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import dbservers  # noqa: E402
-from tests.bench.instructions import start_response, withdrawal_environ  # noqa: E402
-
-from wallet.app import create_app  # noqa: E402
-from wallet.core import accounts, db  # noqa: E402
+from tests.bench.instructions import start_response, wallet_with_player, withdrawal_environ  # noqa: E402
 
 
 def server_seconds(postmaster: int) -> float:
@@ -47,14 +42,8 @@ def own_seconds() -> float:
 
 def per_withdrawal(url: str, postmaster: int, calls: int) -> tuple[float, float]:
     """Microseconds of CPU a withdrawal: (the wallet's process, the server)."""
-    app = create_app({"WALLET_ENV": "sandbox", "DATABASE_URL": url, "SANDBOX_DEMO": "0", "CONSOLE": "0",
-                      "HP_SECRET": "s"})
-    logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # the call-log line, written, unseen
+    app, _, session = wallet_with_player(url)
     engine = app.extensions["engine"]
-    db.init_schema(engine, app.extensions["wallet.ddl"])
-    session = db.transaction(engine, lambda conn: accounts.create_session(
-        conn, accounts.create_player(conn, "p", "USD", Decimal(10**9))))
-
     for _ in range(200):  # warm-up: the connection, and each statement past psycopg's 5th run
         b"".join(app(withdrawal_environ(session), start_response))
     requests = [withdrawal_environ(session) for _ in range(calls)]
