@@ -35,6 +35,7 @@ LIMIT = "amount would take the balance over the wallet's limit"
 class OverLimit(ValueError):
     """`move` would take a balance past what the columns hold: each provider's refusal (LIMIT)."""
 
+
 TABLES = """
 -- every balance change, exact; (provider, op, ref) unique: no operation is booked twice
 CREATE TABLE IF NOT EXISTS wallet_ledger (
